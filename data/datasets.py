@@ -1,0 +1,345 @@
+"""The dataset registry: every loader by name, with the one-line doc `list` prints.
+
+Loaders return the shared `Dataset` (uint8 NCHW images, int64 labels). Each one validates its input
+and raises `DataError` with a single line naming the path or option at fault, because that line is
+all a user sees when a suite points at the wrong folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.cifar import CIFAR10, CIFAR100, load_cifar
+from data.dataset import Dataset
+from data.errors import DataError
+from data.idx import read_idx_folder
+
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+AUGMENTS = ("crop_flip", "none")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registered loader: `doc` is the line `list` prints, `options` the keywords it accepts."""
+
+    name: str
+    doc: str
+    loader: Callable[..., Dataset]
+    options: tuple[str, ...]
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean X?)' hint for the closest valid name, or '' when none is close."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def keyword_options(func: Callable[..., Any]) -> tuple[str, ...]:
+    """The keyword-only parameters of `func`: the options a registry entry accepts."""
+    params = inspect.signature(func).parameters.values()
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def reject_unknown_options(kind: str, name: str, given: Iterable[str],
+                           allowed: tuple[str, ...]) -> None:
+    """Fail on the first option the entry does not take: a typo must never run the default."""
+    for option in given:
+        if option not in allowed:
+            valid = ", ".join(allowed) if allowed else "none"
+            raise DataError(
+                f"{kind} '{name}' has no option '{option}'{did_you_mean(option, allowed)}; "
+                f"valid options: {valid}"
+            )
+
+
+def is_non_negative_number(value: Any) -> bool:
+    """True for a finite real >= 0; bools are refused so a YAML `yes` never reads as 1."""
+    is_number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    return is_number and bool(np.isfinite(value)) and value >= 0
+
+
+def _register(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
+    def wrap(loader: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        doc = (loader.__doc__ or "").strip().splitlines()[0]
+        DATASETS[name] = DatasetInfo(name, doc, loader, keyword_options(loader))
+        return loader
+
+    return wrap
+
+
+def load_dataset(name: str, root: str | None = None, **options: Any) -> Dataset:
+    """Load the registered dataset `name` from `root` (a folder or file, when it needs one)."""
+    if name not in DATASETS:
+        raise DataError(
+            f"unknown dataset '{name}'{did_you_mean(name, DATASETS)}; "
+            f"choose one of {', '.join(DATASETS)}"
+        )
+    info = DATASETS[name]
+    reject_unknown_options("dataset", name, options, info.options)
+    return info.loader(root, **options)
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 NCHW images on the 0..1 scale.
+
+    Computed from a 256-bin histogram per channel: exact, and it never materialises a float copy
+    of a CIFAR-sized array.
+    """
+    means, stds = [], []
+    values = np.arange(256, dtype=np.float64) / 255.0
+    for channel in range(images.shape[1]):
+        counts = np.bincount(images[:, channel].ravel(), minlength=256).astype(np.float64)
+        mean = float(counts @ values / counts.sum())
+        means.append(mean)
+        stds.append(float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum())))
+    return tuple(means), tuple(stds)
+
+
+def _no_root(name: str, root: str | None) -> None:
+    if root is not None:
+        raise DataError(
+            f"dataset '{name}' is built in and reads no files; drop dataset.root (got {root!r})"
+        )
+
+
+@_register("digits")
+def _digits(root: str | None) -> Dataset:
+    """scikit-learn's 8x8 handwritten digits (1,797 images), embedded: the default quick dataset.
+
+    It ships inside scikit-learn, so a fresh checkout can run a suite with no download. The split
+    is stratified with a fixed seed and both halves keep the original order, so every machine
+    trains on the same images.
+    """
+    _no_root("digits", root)
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * 255.0 / 16.0).astype(np.uint8)[:, None]
+    labels = bunch.target.astype(np.int64)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=0.3, random_state=0, stratify=labels
+    )
+    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    x_train = images[train_idx]
+    mean, std = channel_stats(x_train)
+    return Dataset(
+        name="digits",
+        family="digits",
+        x_train=x_train,
+        y_train=labels[train_idx],
+        x_test=images[test_idx],
+        y_test=labels[test_idx],
+        classes=tuple(str(c) for c in range(10)),
+        mean=mean,
+        std=std,
+        augment="none",
+        train_index=train_idx.astype(np.int64),
+    )
+
+
+@_register("cifar10")
+def _cifar10(root: str | None) -> Dataset:
+    """CIFAR-10 from a local cifar-10-batches-py folder (python pickle format), 50k/10k 32x32."""
+    return load_cifar(CIFAR10, root)
+
+
+@_register("cifar100")
+def _cifar100(root: str | None) -> Dataset:
+    """CIFAR-100 from a local cifar-100-python folder, fine labels, coarse ones kept for noise."""
+    return load_cifar(CIFAR100, root)
+
+
+def _from_idx(root: str | None, name: str, family: str, classes: tuple[str, ...]) -> Dataset:
+    arrays = read_idx_folder(root, name)
+    x_train = arrays["x_train"][:, None]
+    mean, std = channel_stats(x_train)
+    return Dataset(
+        name=name,
+        family=family,
+        x_train=x_train,
+        y_train=arrays["y_train"],
+        x_test=arrays["x_test"][:, None],
+        y_test=arrays["y_test"],
+        classes=classes,
+        mean=mean,
+        std=std,
+        augment="none",
+    )
+
+
+@_register("fashion_mnist")
+def _fashion_mnist(root: str | None) -> Dataset:
+    """Fashion-MNIST from idx files (optionally .gz); default root is Debian's package folder.
+
+    Debian's dataset-fashion-mnist installs the files under /usr/share/datasets/fashion-mnist, so
+    on such a machine the dataset needs no configuration at all.
+    """
+    return _from_idx(root or FASHION_MNIST_ROOT, "fashion_mnist", "fashion_mnist", FASHION_CLASSES)
+
+
+@_register("mnist")
+def _mnist(root: str | None) -> Dataset:
+    """MNIST from a folder of the four standard idx files (optionally .gz)."""
+    return _from_idx(root, "mnist", "mnist", tuple(str(c) for c in range(10)))
+
+
+def _npz_images(array: np.ndarray, key: str, path: Path) -> np.ndarray:
+    """uint8 NCHW from NHW, NHWC or NCHW; HWC when the last axis is 1 or 3 and the second is not."""
+    if array.dtype != np.uint8:
+        raise DataError(f"'{key}' in {path} has dtype {array.dtype}; expected uint8 images 0..255")
+    if array.ndim == 3:
+        return array[:, None]
+    if array.ndim != 4:
+        raise DataError(
+            f"'{key}' in {path} has shape {array.shape}; expected NHW, NHWC or NCHW images"
+        )
+    if array.shape[3] in (1, 3) and array.shape[1] not in (1, 3):
+        return np.ascontiguousarray(array.transpose(0, 3, 1, 2))
+    return array
+
+
+def _npz_labels(array: np.ndarray, key: str, path: Path, count: int) -> np.ndarray:
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise DataError(
+            f"'{key}' in {path} has shape {array.shape} and dtype {array.dtype}; "
+            "expected a 1-D integer array"
+        )
+    if len(array) != count:
+        raise DataError(f"'{key}' in {path} has {len(array)} labels for {count} images")
+    if len(array) and array.min() < 0:
+        raise DataError(f"'{key}' in {path} holds negative labels; expected 0..C-1")
+    return array.astype(np.int64)
+
+
+def _npz_file(root: str | None, path: str | None) -> Path:
+    if root is not None and path is not None and Path(root) != Path(path):
+        raise DataError(f"dataset 'npz' got both root={root!r} and path={path!r}; pass only one")
+    chosen = path if path is not None else root
+    if chosen is None:
+        raise DataError("dataset 'npz' needs its file; pass --set dataset.root=FILE.npz")
+    file = Path(chosen).expanduser()
+    if not file.is_file():
+        raise DataError(f"npz file {file} does not exist; pass --set dataset.root=FILE.npz")
+    return file
+
+
+@_register("npz")
+def _npz(root: str | None, *, path: str | None = None, family: str = "npz",
+         augment: str = "none") -> Dataset:
+    """Your own arrays: an .npz with x_train, y_train, x_test, y_test [, train_index, classes].
+
+    `family` names the label space so that class maps and CIFAR-N apply to a subset (family
+    "cifar10" for shared/data/cifar10_subset); the dataset is named after the file's stem so two
+    files never share a leaderboard row. mean/std come from the training images.
+    """
+    file = _npz_file(root, path)
+    if augment not in AUGMENTS:
+        raise DataError(f"npz augment '{augment}' is not one of {', '.join(AUGMENTS)}")
+    try:
+        archive = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read npz file {file} ({err}); expected a numpy .npz") from err
+    with archive:
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in archive]
+        if missing:
+            raise DataError(f"npz file {file} lacks {', '.join(missing)}; it needs x_train, "
+                            "y_train, x_test and y_test")
+        x_train = _npz_images(archive["x_train"], "x_train", file)
+        x_test = _npz_images(archive["x_test"], "x_test", file)
+        y_train = _npz_labels(archive["y_train"], "y_train", file, len(x_train))
+        y_test = _npz_labels(archive["y_test"], "y_test", file, len(x_test))
+        train_index = archive.get("train_index")
+        names = archive.get("classes")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"npz file {file}: train images {x_train.shape[1:]} and test images "
+                        f"{x_test.shape[1:]} differ in shape")
+    if train_index is not None:
+        train_index = _npz_labels(train_index, "train_index", file, len(x_train))
+    num_classes = int(max(y_train.max(initial=-1), y_test.max(initial=-1))) + 1
+    if names is None:
+        classes = tuple(str(c) for c in range(num_classes))
+    else:
+        classes = tuple(str(c) for c in np.asarray(names).ravel())
+        if len(classes) < num_classes:
+            raise DataError(f"npz file {file} names {len(classes)} classes but its labels reach "
+                            f"{num_classes - 1}")
+    mean, std = channel_stats(x_train)
+    return Dataset(
+        name=file.stem,
+        family=family,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        classes=classes,
+        mean=mean,
+        std=std,
+        augment=augment,
+        train_index=train_index,
+    )
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise DataError(f"synthetic option {name}={value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+@_register("synthetic")
+def _synthetic(root: str | None, *, n_train: int = 1000, n_test: int = 500,
+               num_classes: int = 10, size: int = 8, channels: int = 1, seed: int = 0,
+               separation: float = 3.0) -> Dataset:
+    """Gaussian class clusters drawn as small images: instant, seeded data for tests and checks.
+
+    Each class has a random centre of norm `separation` in pixel space and every image is its
+    centre plus unit Gaussian noise, mapped to uint8 around 128; larger `separation` makes the task
+    easier. Only numpy's seeded Generator is used, so the same options give the same bytes.
+    """
+    _no_root("synthetic", root)
+    n_train, n_test = _positive_int("n_train", n_train), _positive_int("n_test", n_test)
+    num_classes = _positive_int("num_classes", num_classes, minimum=2)
+    size, channels = _positive_int("size", size), _positive_int("channels", channels)
+    seed = _positive_int("seed", seed, minimum=0)
+    if not is_non_negative_number(separation):
+        raise DataError(f"synthetic option separation={separation!r} must be a number >= 0")
+    rng = np.random.default_rng(seed)
+    dim = channels * size * size
+    centres = rng.standard_normal((num_classes, dim))
+    centres *= separation / np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def draw(count: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.permutation(np.arange(count, dtype=np.int64) % num_classes)
+        points = centres[labels] + rng.standard_normal((count, dim))
+        pixels = np.clip(np.rint(128.0 + 40.0 * points), 0, 255).astype(np.uint8)
+        return pixels.reshape(count, channels, size, size), labels
+
+    x_train, y_train = draw(n_train)
+    x_test, y_test = draw(n_test)
+    mean, std = channel_stats(x_train)
+    return Dataset(
+        name="synthetic",
+        family="synthetic",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        classes=tuple(f"class{c}" for c in range(num_classes)),
+        mean=mean,
+        std=std,
+        augment="none",
+    )

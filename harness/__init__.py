@@ -1,0 +1,1 @@
+"""Shared machinery of nlbench: suites, the training engine, networks, neighbours, store, reports."""

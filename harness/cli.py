@@ -1,0 +1,157 @@
+"""The command line: run a suite, rebuild a report, list what is available.
+
+Every user error (bad suite, unknown method, missing data, unreadable record) ends as one line on
+stderr and a non-zero exit; tracebacks are kept for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from data.errors import DataError
+from harness.errors import NlbenchError
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "benchmarks" / "quick.yaml"
+EXIT_USER_ERROR = 2
+EXIT_PROBLEMS = 3
+
+
+def _report(results: Path, out: Path) -> tuple[object, list[tuple[Path, str]]]:
+    from harness.report import build_report
+    from harness.store import Store
+
+    records, problems = Store(results).load()
+    if not records and not problems:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"no run records in '{results}' (run a suite first: "
+                          "python run_bench.py run benchmarks/quick.yaml)")
+    ok = [r for r in records if r["status"] == "ok"]
+    failed = [r for r in records if r["status"] != "ok"]
+    paths = build_report(ok, out, failed=failed, problems=[(str(p), m) for p, m in problems])
+    return paths, problems
+
+
+def _print_paths(paths) -> None:
+    print(f"leaderboard: {paths.markdown}")
+    print(f"csv:         {paths.csv}")
+    for plot in paths.plots:
+        print(f"plot:        {plot}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.config import expand, load_suite
+    from harness.runner import run_sweep
+    from harness.store import Store
+
+    overrides = list(args.set or [])
+    if args.executor:
+        overrides.append(f"executor.kind={args.executor}")
+    if args.no_progress:
+        overrides.append("engine.progress=false")
+    suite = load_suite(args.suite, overrides)
+    specs = expand(suite)
+    results = Path(suite.results_dir) / suite.name
+    if args.dry_run:
+        store = Store(results)
+        done = {r["run_id"] for r in store.load()[0]}
+        for spec in specs:
+            mark = "done" if spec.run_id in done else "todo"
+            print(f"{spec.run_id}  {mark}  {spec.describe()}")
+        print(f"{len(specs)} runs ({sum(s.run_id in done for s in specs)} done) -> {results}")
+        return 0
+    summary = run_sweep(suite, specs, Store(results), retry_failed=args.retry_failed,
+                        device_name=args.device)
+    print(f"{suite.name}: {summary.total} runs, {summary.ran} trained, {summary.skipped} already "
+          f"stored, {len(summary.failed)} failed")
+    for line in summary.failed:
+        print(f"failed: {line}")
+    paths, _ = _report(results, Path(suite.reports_dir) / suite.name)
+    _print_paths(paths)
+    for path, problem, moved in summary.problems:
+        print(f"error: record {path} was unreadable ({problem}); kept as {moved.name}, run redone",
+              file=sys.stderr)
+    return EXIT_PROBLEMS if summary.problems else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    results = Path(args.results_dir)
+    out = Path(args.out) if args.out else Path("reports") / results.name
+    paths, problems = _report(results, out)
+    _print_paths(paths)
+    for path, problem in problems:
+        print(f"error: record {path} is unreadable ({problem}); rerun its suite to redo it",
+              file=sys.stderr)
+    return EXIT_PROBLEMS if problems else 0
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if doc else ""
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from data.datasets import DATASETS
+    from data.noise import NOISE_MODELS
+    from harness.networks import NETWORKS
+    from methods.base import available
+
+    print("methods:")
+    for name, cls in available().items():
+        print(f"  {name:16s} {_first_line(cls.__doc__)}")
+    print("datasets:")
+    for name, info in DATASETS.items():
+        print(f"  {name:16s} {info.doc}")
+    print("noise models:")
+    for name, info in NOISE_MODELS.items():
+        print(f"  {name:16s} {info.doc}")
+    print("networks:")
+    for name, info in NETWORKS.items():
+        print(f"  {name:16s} {info.doc}")
+    return 0
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    args.suite, args.set, args.dry_run, args.device = str(QUICK), [], False, None
+    args.executor, args.retry_failed, args.no_progress = None, False, False
+    return cmd_run(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nlbench", description=(
+        "Benchmark learning-with-noisy-labels methods. With no command: run "
+        "benchmarks/quick.yaml, then write its report."))
+    sub = p.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a suite (skips runs already stored), then report")
+    run.add_argument("suite", help="suite YAML, e.g. benchmarks/quick.yaml")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override any suite key, e.g. --set dataset.root=~/data --set seeds=[0]")
+    run.add_argument("--dry-run", action="store_true", help="validate and list runs; train nothing")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    run.add_argument("--executor", choices=["serial", "local"])
+    run.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+    rep = sub.add_parser("report", help="rebuild leaderboards and plots from stored records")
+    rep.add_argument("results_dir", help="e.g. results/quick")
+    rep.add_argument("--out", help="output folder (default reports/<suite>)")
+    rep.set_defaults(func=cmd_report)
+    lst = sub.add_parser("list", help="methods, datasets, noise models and networks")
+    lst.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    func = getattr(args, "func", cmd_default)
+    try:
+        return func(args)
+    except (NlbenchError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are stored; rerun the same command to resume",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,279 @@
+"""Suites: YAML validated with pydantic, `--set` overrides, and expansion into run specs.
+
+A suite names datasets x noise (model, ratios) x methods x seeds. Validation happens before any
+data is touched, so `--dry-run` works without the data and a typo costs seconds, not a sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from data.noise import NOISE_MODELS
+from harness.errors import ConfigError, nearest
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetEntry(_Strict):
+    """One dataset: a registered loader name, a local root where it needs one, loader options."""
+
+    name: str
+    root: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class NoiseEntry(_Strict):
+    """One noise model and its ratios; `seed` pins the noise seed (default: the run seed)."""
+
+    model: str
+    ratios: list[float | None] = Field(default_factory=lambda: [None])
+    seed: int | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        if model not in NOISE_MODELS:
+            raise ValueError(f"unknown noise model '{model}'{nearest(model, NOISE_MODELS)}; "
+                             f"known: {', '.join(NOISE_MODELS)}")
+        return model
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_in_range(cls, ratios: list[float | None]) -> list[float | None]:
+        for r in ratios:
+            if r is not None and not 0.0 <= r <= 1.0:
+                raise ValueError(f"noise ratio {r} is outside [0, 1]: a ratio is a fraction "
+                                 "(0.5 means 50%)")
+        return ratios
+
+
+class MethodEntry(_Strict):
+    """One method by registered name, with overrides of its published hyperparameters."""
+
+    name: str
+    hparams: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecutorEntry(_Strict):
+    """Where runs execute: in this process, or a pool of local workers."""
+
+    kind: Literal["serial", "local"] = "serial"
+    workers: int = 2
+    runs_per_device: int = 1
+
+
+class EngineOptions(_Strict):
+    """Engine switches; each optimisation can be turned off to measure its effect."""
+
+    amp: bool = True
+    channels_last: bool = True
+    cudnn_benchmark: bool = True
+    neighbour_backend: Literal["auto", "faiss", "torch"] = "auto"
+    eval_batch_size: int = 1024
+    checkpoint_every: int = 0
+    progress: bool = True
+
+
+class Suite(_Strict):
+    """A validated suite file."""
+
+    name: str
+    description: str = ""
+    datasets: list[DatasetEntry]
+    noise: list[NoiseEntry]
+    methods: list[MethodEntry]
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    common: dict[str, Any] = Field(default_factory=dict)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    executor: ExecutorEntry = Field(default_factory=ExecutorEntry)
+    engine: EngineOptions = Field(default_factory=EngineOptions)
+    results_dir: str = "results"
+    reports_dir: str = "reports"
+
+    @field_validator("datasets", "methods", mode="before")
+    @classmethod
+    def _names_as_entries(cls, value: Any) -> Any:
+        """Let `methods: [ce, ssr]` stand for `[{name: ce}, {name: ssr}]`."""
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+class RunSpec(BaseModel):
+    """Everything that determines one run's result; its hash is the run id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    suite: str
+    dataset: dict[str, Any]
+    noise: dict[str, Any]
+    method: dict[str, Any]
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        """Hash of the canonical spec. The dataset root is left out: moving data keeps results."""
+        body = self.model_dump()
+        body["dataset"] = {k: v for k, v in body["dataset"].items() if k != "root"}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        ratio = self.noise["ratio"]
+        noise = f"{self.noise['model']}" + ("" if ratio is None else f" {ratio:g}")
+        return f"{self.method['name']} | {self.dataset['name']} | {noise} | seed {self.seed}"
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _fields_at(model: type[BaseModel], parts: tuple[Any, ...]) -> list[str]:
+    """The valid keys of the model that holds the key at `parts` (for did-you-mean hints)."""
+    current: Any = model
+    for p in parts[:-1]:
+        if isinstance(p, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(p)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        current = next((a for a in (annotation, *args)
+                        if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def explain(error: ValidationError, model: type[BaseModel], where: str) -> ConfigError:
+    """Turn pydantic's report into one line naming the key path and the nearest valid key."""
+    first = error.errors()[0]
+    parts = tuple(first["loc"])
+    path = _loc(parts)
+    if first["type"] == "extra_forbidden":
+        hint = nearest(str(parts[-1]), _fields_at(model, parts))
+        return ConfigError(f"{where}: unknown key '{path}'{hint}")
+    if first["type"] == "missing":
+        return ConfigError(f"{where}: missing key '{path}'")
+    message = first["msg"].removeprefix("Value error, ")
+    return ConfigError(f"{where}: {path}: {message}")
+
+
+def _set_path(tree: Any, path: list[str], value: Any) -> None:
+    """Apply one `--set a.b.c=v`; list items are addressed by index, by name, or all at once."""
+    key, rest = path[0], path[1:]
+    if isinstance(tree, list):
+        if key.isdigit():
+            targets = [tree[int(key)]] if int(key) < len(tree) else []
+        else:
+            named = [t for t in tree if isinstance(t, dict) and t.get("name") == key]
+            targets, rest = (named, rest) if named else (tree, path)
+        if not targets:
+            raise ConfigError(f"--set: nothing at '{key}' in a list of {len(tree)} entries")
+        for t in targets:
+            if not rest:
+                raise ConfigError(f"--set: give a key below '{key}'")
+            _set_path(t, rest, value)
+        return
+    if not isinstance(tree, dict):
+        raise ConfigError(f"--set: '{key}' is below a value, not a section")
+    if rest:
+        child = tree.get(key)
+        if child is None:
+            child = tree[key] = {}
+        if isinstance(child, list):
+            child[:] = [{"name": c} if isinstance(c, str) else c for c in child]
+        _set_path(child, rest, value)
+    else:
+        tree[key] = value
+
+
+_ALIASES = {"dataset": "datasets", "method": "methods"}
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`key.path=value` pairs, values parsed as YAML (so 5, 0.1, [0,1], true work)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set '{item}': expected key=value, e.g. --set seeds=[0,1]")
+        key, text = item.split("=", 1)
+        path = key.strip().split(".")
+        path[0] = _ALIASES.get(path[0], path[0])
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set '{item}': the value is not valid YAML ({exc})") from None
+        _set_path(raw, path, value)
+    return raw
+
+
+def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
+    """Read, override and validate a suite file; every failure is one ConfigError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file '{path}' not found (suites live in benchmarks/, e.g. "
+                          "benchmarks/quick.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a suite is a mapping of keys (name, datasets, noise, methods, ...)")
+    raw.setdefault("name", path.stem)
+    apply_overrides(raw, overrides or [])
+    try:
+        return Suite.model_validate(raw)
+    except ValidationError as exc:
+        raise explain(exc, Suite, str(path)) from None
+
+
+def expand(suite: Suite) -> list[RunSpec]:
+    """datasets x noise x ratios x methods x seeds, with each method's hparams fully resolved."""
+    from methods.base import get as get_method
+
+    resolved: list[tuple[str, dict[str, Any]]] = []
+    for i, entry in enumerate(suite.methods):
+        cls = get_method(entry.name)
+        common = {k: v for k, v in suite.common.items() if k in cls.HParams.model_fields}
+        try:
+            hp = cls.HParams.model_validate({**common, **entry.hparams})
+        except ValidationError as exc:
+            raise explain(exc, cls.HParams, f"methods[{i}] ({entry.name}) hparams") from None
+        resolved.append((entry.name, hp.model_dump()))
+    unused = [k for k in suite.common
+              if not any(k in get_method(m.name).HParams.model_fields for m in suite.methods)]
+    if unused:
+        raise ConfigError(f"common: key '{unused[0]}' is a hyperparameter of none of the suite's "
+                          "methods")
+    specs = []
+    for ds in suite.datasets:
+        for nz in suite.noise:
+            for ratio in nz.ratios:
+                for name, hparams in resolved:
+                    for seed in suite.seeds:
+                        specs.append(RunSpec(
+                            suite=suite.name,
+                            dataset=ds.model_dump(),
+                            noise={"model": nz.model, "ratio": ratio,
+                                   "seed": seed if nz.seed is None else nz.seed,
+                                   "options": nz.options},
+                            method={"name": name, "hparams": hparams},
+                            seed=seed,
+                        ))
+    return specs

@@ -1,0 +1,55 @@
+"""What the engine hands a method: the noisy training set, the device, and shared factories.
+
+Clean labels are deliberately absent: a method sees only what a practitioner would have. The
+engine keeps them to score `Method.diagnostics()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class MethodContext:
+    """Everything a method may use; built once per run by the engine.
+
+    `noise_rate_hint` is the run's *nominal* noise ratio (None for real-world noise). Methods that
+    the paper lets assume the noise rate is known (Co-teaching's forget rate) read it here, and say
+    so; no other method should. `rng`/`generator` are seeded from the run seed so a run reproduces.
+    """
+
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    device: torch.device
+    noisy_labels: torch.Tensor
+    noise_model: str
+    noise_rate_hint: float | None
+    rng: np.random.Generator
+    generator: torch.Generator
+    network: Callable[..., nn.Module]
+    features: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]]
+    neighbour_index: Callable[[torch.Tensor], object]
+    amp_dtype: torch.dtype | None = None
+
+    @property
+    def num_train(self) -> int:
+        return int(self.noisy_labels.shape[0])
+
+    @property
+    def train_indices(self) -> torch.Tensor:
+        return torch.arange(self.num_train, device=self.noisy_labels.device)
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        """Mixed precision when the engine enabled it (bf16 on CUDA), a no-op otherwise."""
+        if self.amp_dtype is None:
+            yield
+        else:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype):
+                yield

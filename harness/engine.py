@@ -1,0 +1,290 @@
+"""The training engine: owns the epoch loop, the data on the device, views, evaluation and timing.
+
+One run = one method on one noisy dataset. Each epoch: the method plans (`begin_epoch`: its
+selection/relabelling, timed as "selection"), the engine draws batches from the plan's streams and
+builds their augmented views on the device (timed as "train" together with the method's steps),
+evaluates the scored network on the clean test set ("eval"), scores the method's diagnostics against
+the clean labels, and lets the method step its schedulers. Losses stay on the device until the end
+of the epoch, so a step costs no host sync.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from data.dataset import Dataset
+from data.noise import NoisyLabels
+from harness.augment import make_view
+from harness.config import EngineOptions
+from harness.context import MethodContext
+from harness.neighbours import NeighbourIndex
+from harness.networks import build_network
+from harness.plan import EpochPlan, StreamBatch
+from harness.sampling import StreamSampler
+from methods.base import Diagnostics, Method
+
+
+class RunFailed(Exception):
+    """A run that cannot go on (a non-finite loss, an exception in the method): recorded as data."""
+
+    def __init__(self, reason: str, epoch: int, epochs: list[dict[str, Any]]) -> None:
+        super().__init__(reason)
+        self.reason, self.epoch, self.epochs = reason, epoch, epochs
+
+
+@dataclass
+class FitResult:
+    """What the engine measured; the runner wraps it into a record."""
+
+    epochs: list[dict[str, Any]]
+    scored_network: str
+    train_seconds: float
+    images_seen: int
+    resumed_from: int | None = None
+    switches: dict[str, bool] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> CUDA when available, else CPU; asking for CUDA without one is a clear error."""
+    from harness.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _Views:
+    """Builds normalised augmented views of train/test images already on the device."""
+
+    def __init__(self, dataset: Dataset, device: torch.device, generator: torch.Generator,
+                 channels_last: bool) -> None:
+        self.x_train = torch.from_numpy(np.ascontiguousarray(dataset.x_train)).to(device)
+        self.x_test = torch.from_numpy(np.ascontiguousarray(dataset.x_test)).to(device)
+        self.mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
+        self.augment = dataset.augment
+        self.generator = generator
+        self.channels_last = channels_last
+
+    def make(self, images: torch.Tensor, view: str) -> torch.Tensor:
+        return make_view(images, view, self.augment, self.mean, self.std, self.generator,
+                         channels_last=self.channels_last)
+
+
+def score_diagnostics(diag: Diagnostics | None, noisy: torch.Tensor,
+                      clean: torch.Tensor) -> dict[str, float]:
+    """Selection precision/recall and relabel accuracy against the clean labels.
+
+    A selected sample counts as correct when the label the method trains it with equals the clean
+    label; recall is over all samples whose (possibly corrected) label is correct.
+    """
+    if diag is None:
+        return {}
+    out: dict[str, torch.Tensor] = {}
+    labels = noisy if diag.labels is None else diag.labels.to(noisy.device)
+    correct = labels == clean
+    if diag.labels is not None:
+        out["relabel_accuracy"] = correct.float().mean()
+        out["relabelled_fraction"] = (labels != noisy).float().mean()
+    if diag.selected is not None:
+        sel = diag.selected.to(noisy.device).bool()
+        hits = (sel & correct).sum().float()
+        out["fraction_selected"] = sel.float().mean()
+        out["selection_precision"] = hits / sel.sum().clamp(min=1)
+        out["selection_recall"] = hits / correct.sum().clamp(min=1)
+    return {k: round(float(v), 6) for k, v in out.items()}
+
+
+class Engine:
+    """Runs one method on one noisy dataset; see the module docstring for the epoch anatomy."""
+
+    def __init__(self, dataset: Dataset, noisy: NoisyLabels, seed: int, device: torch.device,
+                 options: EngineOptions, noise_rate_hint: float | None, noise_model: str) -> None:
+        self.dataset, self.seed, self.device, self.options = dataset, seed, device, options
+        cuda = device.type == "cuda"
+        self.switches = {
+            "amp_bf16": options.amp and cuda,
+            "channels_last": options.channels_last and cuda,
+            "cudnn_benchmark": options.cudnn_benchmark and cuda,
+        }
+        if cuda:
+            torch.backends.cudnn.benchmark = self.switches["cudnn_benchmark"]
+        seed_everything(seed)
+        self.sample_gen = torch.Generator().manual_seed(seed + 1)
+        self.view_gen = torch.Generator().manual_seed(seed + 2)
+        self.method_gen = torch.Generator().manual_seed(seed + 3)
+        self.rng = np.random.default_rng(seed + 4)
+        self.views = _Views(dataset, device, self.view_gen, self.switches["channels_last"])
+        self.clean = torch.from_numpy(dataset.y_train).long().to(device)
+        self.noisy = torch.from_numpy(noisy.labels).long().to(device)
+        self.y_test = torch.from_numpy(dataset.y_test).long().to(device)
+        self.ctx = MethodContext(
+            num_classes=dataset.num_classes,
+            image_shape=dataset.image_shape,
+            device=device,
+            noisy_labels=self.noisy,
+            noise_model=noise_model,
+            noise_rate_hint=noise_rate_hint,
+            rng=self.rng,
+            generator=self.method_gen,
+            network=self._network,
+            features=self._features,
+            neighbour_index=lambda feats: NeighbourIndex.build(
+                feats, backend=options.neighbour_backend),
+            amp_dtype=torch.bfloat16 if self.switches["amp_bf16"] else None,
+        )
+
+    def _network(self, name: str, **options: Any) -> torch.nn.Module:
+        c, h, _ = self.dataset.image_shape
+        net = build_network(name, self.dataset.num_classes, c, h, **options).to(self.device)
+        if self.switches["channels_last"]:
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+    @torch.no_grad()
+    def _features(self, fn: Callable[[torch.Tensor], Any], view: str = "weak",
+                  batch_size: int | None = None) -> Any:
+        """Apply `fn` to every training image in index order (the method sets train/eval mode)."""
+        size = batch_size or self.options.eval_batch_size
+        outs: list[Any] = []
+        with self.ctx.autocast():
+            for start in range(0, len(self.views.x_train), size):
+                x = self.views.make(self.views.x_train[start:start + size], view)
+                outs.append(fn(x))
+        if isinstance(outs[0], tuple):
+            return tuple(torch.cat([o[i] for o in outs]).float() for i in range(len(outs[0])))
+        return torch.cat(outs).float()
+
+    @torch.no_grad()
+    def evaluate(self, method: Method) -> float:
+        """Top-1 accuracy (%) of the scored network on the whole clean test set."""
+        method.train_mode(False)
+        correct = torch.zeros((), device=self.device)
+        size = self.options.eval_batch_size
+        with self.ctx.autocast():
+            for start in range(0, len(self.views.x_test), size):
+                x = self.views.make(self.views.x_test[start:start + size], "none")
+                pred = method.predict(x).argmax(1)
+                correct += (pred == self.y_test[start:start + size]).sum()
+        method.train_mode(True)
+        return round(100.0 * float(correct) / len(self.y_test), 4)
+
+    def _train_epoch(self, method: Method, plan: EpochPlan) -> tuple[dict[str, float], int]:
+        samplers = {name: StreamSampler(s, self.dataset.num_classes, self.sample_gen)
+                    for name, s in plan.streams.items()}
+        steps = plan.steps or next(iter(samplers.values())).batches_per_pass
+        totals: dict[str, torch.Tensor] = {}
+        seen = 0
+        for _ in range(steps):
+            batch = {}
+            for name, sampler in samplers.items():
+                stream = plan.streams[name]
+                ids = sampler.next_ids().to(self.device)
+                images = self.views.x_train[ids]
+                views = [self.views.make(images, v) for v in stream.views]
+                batch[name] = StreamBatch(ids, stream.labels[ids], views)
+                seen += len(ids) * len(views)
+            with self.ctx.autocast():
+                losses = method.train_step(batch)
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0) + value.detach().float()
+        return {k: float(v) / steps for k, v in totals.items()}, seen
+
+    def _save(self, path: Path, method: Method, epoch: int, epochs: list[dict[str, Any]]) -> None:
+        state = {
+            "epoch": epoch, "epochs": epochs, "method": method.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state,
+                    "sample": self.sample_gen.get_state(), "view": self.view_gen.get_state(),
+                    "method": self.method_gen.get_state(), "python": random.getstate(),
+                    "np_global": np.random.get_state()},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def _resume(self, path: Path, method: Method) -> tuple[int, list[dict[str, Any]]]:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        method.load_state_dict(state["method"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.rng.bit_generator.state = rng["numpy"]
+        self.sample_gen.set_state(rng["sample"])
+        self.view_gen.set_state(rng["view"])
+        self.method_gen.set_state(rng["method"])
+        random.setstate(rng["python"])
+        np.random.set_state(rng["np_global"])
+        return state["epoch"] + 1, state["epochs"]
+
+    def fit(self, method_cls: type[Method], hparams: dict[str, Any], describe: str = "",
+            checkpoint: Path | None = None, position: int = 0) -> FitResult:
+        hp = method_cls.HParams.model_validate(hparams)
+        method = method_cls(self.ctx, hp)
+        method.train_mode(True)
+        start, epochs, resumed = 0, [], None
+        if checkpoint is not None and checkpoint.exists():
+            start, epochs = self._resume(checkpoint, method)
+            resumed = start
+        train_seconds, seen_total = 0.0, 0
+        bar = tqdm(total=hp.epochs, initial=start, desc=describe, position=position, leave=False,
+                   disable=not self.options.progress, dynamic_ncols=True)
+        try:
+            for epoch in range(start, hp.epochs):
+                t0 = time.perf_counter()
+                try:
+                    plan = method.begin_epoch(epoch)
+                    self._sync()
+                    t1 = time.perf_counter()
+                    losses, seen = self._train_epoch(method, plan)
+                    self._sync()
+                except Exception as exc:  # a method's crash is a failed run, not a dead sweep
+                    raise RunFailed(f"{type(exc).__name__}: {exc}", epoch, epochs) from exc
+                t2 = time.perf_counter()
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise RunFailed(f"loss '{bad[0]}' is {losses[bad[0]]}", epoch, epochs)
+                acc = self.evaluate(method)
+                t3 = time.perf_counter()
+                diag = score_diagnostics(method.diagnostics(), self.noisy, self.clean)
+                method.end_epoch(epoch)
+                train_seconds += t2 - t1
+                seen_total += seen
+                epochs.append({
+                    "epoch": epoch, "losses": {k: round(v, 6) for k, v in losses.items()},
+                    "test_acc": acc, "diagnostics": diag,
+                    "seconds": {"selection": round(t1 - t0, 4), "train": round(t2 - t1, 4),
+                                "eval": round(t3 - t2, 4)},
+                    "images_per_second": round(seen / max(t2 - t1, 1e-9), 1),
+                })
+                bar.update(1)
+                bar.set_postfix(acc=f"{acc:.1f}")
+                every = self.options.checkpoint_every
+                if checkpoint is not None and every and (epoch + 1) % every == 0 \
+                        and epoch + 1 < hp.epochs:
+                    self._save(checkpoint, method, epoch, epochs)
+        finally:
+            bar.close()
+        return FitResult(epochs, method.scored_network, train_seconds, seen_total, resumed,
+                         dict(self.switches))
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

@@ -1,0 +1,55 @@
+"""What a method asks the engine to feed it in one epoch: named streams of samples and views.
+
+A method declares its data needs instead of coding a loader: the engine turns an `EpochPlan` into
+batches on the device, so every method gets the same sampling and augmentation machinery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+Sampling = Literal["shuffle", "class_balanced"]
+View = Literal["weak", "strong", "none"]
+
+
+@dataclass
+class Stream:
+    """Which samples to draw, with which labels, how, and which augmented views of each.
+
+    `indices` are train-set sample ids; `labels` is a label for *every* train sample (length N), read
+    at the drawn ids, so a method can hand its corrected labels over whole. `shuffle` walks a fresh
+    permutation of `indices` and starts another when it runs out (drop_last batches); `class_balanced`
+    is SSR's sampler: every class present gets as many draws as the largest one (spec ssr §5.4).
+    """
+
+    indices: torch.Tensor
+    labels: torch.Tensor
+    views: tuple[View, ...] = ("weak",)
+    sampling: Sampling = "shuffle"
+    batch_size: int = 128
+
+
+@dataclass
+class EpochPlan:
+    """The streams of one epoch and how many steps it lasts.
+
+    `steps=None` means one pass over the first stream (len // batch_size, at least 1).
+    """
+
+    streams: dict[str, Stream]
+    steps: int | None = None
+
+
+@dataclass
+class StreamBatch:
+    """One batch of one stream: the sample ids, their labels and one tensor per requested view."""
+
+    indices: torch.Tensor
+    labels: torch.Tensor
+    views: list[torch.Tensor] = field(default_factory=list)
+
+
+Batch = dict[str, StreamBatch]

@@ -1,0 +1,159 @@
+"""The report's figures: accuracy vs noise, per-epoch curves, and selection diagnostics.
+
+Figures are built with matplotlib's object API (`Figure`, saved through the Agg canvas) rather
+than pyplot, so reports need no display, set no global backend, and leak no open figures when a
+worker builds many. Each function takes the report's frames for one group and returns the path it
+wrote, or None when the group has nothing to show.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+PREFIXES = ("acc_vs_noise_", "curves_", "diagnostics_")
+DIAGNOSTIC_ORDER = (
+    "selection_precision", "selection_recall", "fraction_selected", "relabel_accuracy",
+)
+DPI = 100
+
+
+def clear(plot_dir: Path) -> None:
+    """Remove figures of an earlier report, so a group that is gone leaves no stale plot behind."""
+    if plot_dir.is_dir():
+        for path in plot_dir.glob("*.png"):
+            if path.name.startswith(PREFIXES):
+                path.unlink()
+
+
+def group_plots(
+    runs: pd.DataFrame, epochs: pd.DataFrame, slug: str, title: str, plot_dir: Path
+) -> list[Path]:
+    """Every figure one leaderboard group gets, written as `plot_dir/<kind>_<slug>.png`."""
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    colours = {row: f"C{i % 10}" for i, row in enumerate(sorted(runs["row"].unique()))}
+    written = [
+        acc_vs_noise(runs, colours, title, plot_dir / f"acc_vs_noise_{slug}.png"),
+        curves(epochs, colours, title, plot_dir / f"curves_{slug}.png"),
+        diagnostics(epochs, colours, title, plot_dir / f"diagnostics_{slug}.png"),
+    ]
+    return [path for path in written if path is not None]
+
+
+def acc_vs_noise(
+    runs: pd.DataFrame, colours: dict[str, str], title: str, path: Path
+) -> Path | None:
+    """Last-epoch accuracy against the nominal ratio, one line per method, a band for ± std.
+
+    Skipped when no run has a numeric ratio (CIFAR-N keys have no order to draw a line along).
+    """
+    numeric = runs[runs["ratio"].notna()]
+    if numeric.empty:
+        return None
+    stats = numeric.groupby(["row", "ratio"])["last_acc"].agg(["mean", "std"]).reset_index()
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.add_subplot()
+    for row, line in stats.groupby("row"):
+        spread = line["std"].fillna(0.0)
+        ax.plot(line["ratio"], line["mean"], marker="o", color=colours[row], label=row)
+        ax.fill_between(
+            line["ratio"], line["mean"] - spread, line["mean"] + spread,
+            color=colours[row], alpha=0.2, linewidth=0,
+        )
+    ax.set_xlabel("nominal noise ratio")
+    ax.set_ylabel("last-epoch test accuracy (%)")
+    ax.set_title(f"{title}: accuracy vs noise (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(title="method")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def curves(epochs: pd.DataFrame, colours: dict[str, str], title: str, path: Path) -> Path | None:
+    """Test accuracy per epoch, mean over seeds, one subplot per noise column."""
+    if epochs.empty or epochs["test_acc"].isna().all():
+        return None
+    columns = _columns(epochs)
+    wide = min(len(columns), 3)
+    tall = math.ceil(len(columns) / wide)
+    fig = _figure(tall, wide)
+    axes = [fig.add_subplot(tall, wide, i + 1) for i in range(len(columns))]
+    for ax, column in zip(axes, columns):
+        mean = epochs[epochs["column"] == column].groupby(["row", "epoch"])["test_acc"].mean()
+        _plot_lines(ax, mean, colours)
+        ax.set_title(f"noise {column}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    _legend(axes)
+    fig.suptitle(f"{title}: test accuracy per epoch (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def diagnostics(
+    epochs: pd.DataFrame, colours: dict[str, str], title: str, path: Path
+) -> Path | None:
+    """Why a method wins: its selection precision/recall, fraction selected, relabel accuracy.
+
+    One row of subplots per diagnostic present, one column per noise column; skipped when no run
+    of the group reported diagnostics.
+    """
+    present = {
+        c.removeprefix("diag.")
+        for c in epochs.columns
+        if c.startswith("diag.") and epochs[c].notna().any()
+    }
+    if not present:
+        return None
+    keys = [k for k in DIAGNOSTIC_ORDER if k in present] + sorted(present - set(DIAGNOSTIC_ORDER))
+    columns = _columns(epochs)
+    fig = _figure(len(keys), len(columns))
+    grid = fig.subplots(len(keys), len(columns), squeeze=False, sharex=True, sharey="row")
+    for (i, key), (j, column) in itertools.product(enumerate(keys), enumerate(columns)):
+        ax = grid[i, j]
+        subset = epochs[epochs["column"] == column]
+        _plot_lines(ax, subset.groupby(["row", "epoch"])[f"diag.{key}"].mean().dropna(), colours)
+        ax.set_title(f"{key.replace('_', ' ')}, noise {column}", fontsize="medium")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.replace("_", " "))
+        ax.grid(alpha=0.3)
+        ax.label_outer()
+    _legend(list(grid.flat))
+    fig.suptitle(f"{title}: method diagnostics per epoch (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _columns(epochs: pd.DataFrame) -> list[str]:
+    """Noise columns in leaderboard order (the report ranks them: ratios ascending, then labels)."""
+    return list(epochs.sort_values("column_rank")["column"].unique())
+
+
+def _plot_lines(ax, mean: pd.Series, colours: dict[str, str]) -> None:
+    """One line per method from a (row, epoch)-indexed series of per-epoch means."""
+    for row, line in mean.groupby(level="row"):
+        ax.plot(line.index.get_level_values("epoch"), line.values, color=colours[row], label=row)
+
+
+def _figure(rows: int, columns: int) -> Figure:
+    """A figure sized so each subplot stays readable however many noise columns a group has."""
+    return Figure(figsize=(4.5 * columns, 3.4 * rows + 0.6))
+
+
+def _legend(axes: list) -> None:
+    """One legend, on the first subplot: every subplot uses the same colour for a method."""
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        labels = sorted(handles)
+        axes[0].legend([handles[k] for k in labels], labels, title="method", fontsize="small")

@@ -1,0 +1,370 @@
+"""Leaderboards (Markdown, CSV) and plots built from stored run records alone.
+
+Reports never rerun anything: they read the records the store hands over, so a leaderboard can be
+rebuilt at any time, and the numbers in it are exactly those in `results/`. Runs share a table cell
+only when their specs differ in nothing but the seed (`spec.seed`, `spec.noise.seed`); a method that
+ran under two recipes gets one row per recipe, labelled `name [recipe]`, never a merged one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness import plots
+
+METRICS = (
+    ("last_acc", "last-epoch test accuracy (%)"),
+    ("mean_last10", "mean test accuracy of the last 10 epochs (%)"),
+    ("best_acc", "best epoch (selected on the test set), test accuracy (%)"),
+)
+KNOWN_SPEC_FIELDS = ("suite", "seed", "dataset", "noise", "method")
+CSV_ORDER = [
+    "spec.dataset.name", "spec.noise.model", "spec.noise.ratio", "spec.noise.options.key",
+    "spec.method.name", "recipe", "spec.seed", "run_id",
+]
+RUN_COLUMNS = [
+    "run_id", "group", "slug", "column", "ratio", "method", "recipe", "seed", "realised_rate",
+    "scored_network", *(metric for metric, _ in METRICS),
+]
+
+
+FAILED_HEADER = ["run_id", "method", "dataset", "noise", "ratio", "seed", "reason", "epoch"]
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where `build_report` wrote each artefact, so the CLI can print them and tests open them."""
+
+    markdown: Path
+    csv: Path
+    plots: list[Path]
+
+
+def build_report(
+    records: list[dict],
+    out_dir: Path,
+    failed: list[dict] | None = None,
+    problems: Sequence[tuple[str | Path, str]] | None = None,
+) -> ReportPaths:
+    """Write leaderboard.md, leaderboard.csv and plots/*.png for these records into `out_dir`.
+
+    `records` may hold failed runs (status != "ok") as well; `failed` adds more (deduplicated by
+    run_id), and `problems` are (path, why) for records the store could not read. Failed runs and
+    problems are listed, never silently dropped, because a missing cell otherwise looks like a
+    method that was never run. Plots from an earlier report are removed first so the folder matches
+    the leaderboard.
+    """
+    ok = [r for r in records if r.get("status") == "ok"]
+    failures = _failed_runs(records, failed or [])
+    runs = run_frame(ok)
+    epochs = epoch_frame(ok, runs)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_dir = out_dir / "plots"
+    plots.clear(plot_dir)
+    group_plots = {
+        group: plots.group_plots(
+            runs[runs.group == group], epochs[epochs.group == group], slug, group, plot_dir
+        )
+        for group, slug in runs[["group", "slug"]].drop_duplicates().sort_values("group").values
+    }
+
+    markdown = out_dir / "leaderboard.md"
+    text = leaderboard_markdown(ok, runs, failures, list(problems or []), group_plots, out_dir)
+    markdown.write_text(text, encoding="utf-8")
+    csv = out_dir / "leaderboard.csv"
+    long_form(ok + failures).to_csv(csv, index=False)
+    return ReportPaths(markdown, csv, [p for paths in group_plots.values() for p in paths])
+
+
+def run_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per finished run, with the table it belongs to (`group`), its column and its row.
+
+    The group is (dataset + options, noise model + options, any other spec field); the column is
+    the nominal ratio, or the noise options (e.g. `key=worst`) for real-world noise whose ratio is
+    read, not set. Spec fields this module does not know yet still split groups, so a new field
+    can never merge runs silently.
+    """
+    rows = []
+    for rec in records:
+        spec, final = rec["spec"], rec.get("final") or {}
+        noise = spec["noise"]
+        ratio = noise.get("ratio")
+        numeric = ratio is not None
+        dataset = spec["dataset"]["name"] + _options(spec["dataset"].get("options"))
+        noise_label = noise["model"] + (_options(noise.get("options")) if numeric else "")
+        noise_label += _options({k: v for k, v in spec.items() if k not in KNOWN_SPEC_FIELDS})
+        rows.append(
+            {
+                "run_id": rec["run_id"],
+                "group": f"{dataset} · {noise_label}",
+                "slug": _slug(f"{dataset}_{noise_label}"),
+                "column": _ratio_label(ratio, noise.get("options")),
+                "ratio": float(ratio) if numeric else math.nan,
+                "method": spec["method"]["name"],
+                "recipe": rec.get("recipe", ""),
+                "seed": spec.get("seed"),
+                "realised_rate": (rec.get("noise") or {}).get("realised_rate"),
+                "scored_network": rec.get("scored_network"),
+                **{metric: final.get(metric) for metric, _ in METRICS},
+            }
+        )
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    for metric, _ in METRICS:
+        frame[metric] = pd.to_numeric(frame[metric])
+    frame["realised_rate"] = pd.to_numeric(frame["realised_rate"])
+    split = frame.groupby(["group", "method"])["recipe"].transform("nunique") > 1
+    frame["row"] = frame["method"].where(~split, frame["method"] + " [" + frame["recipe"] + "]")
+    order = sorted(
+        frame[["ratio", "column"]].drop_duplicates().itertuples(index=False),
+        key=lambda p: (math.isnan(p.ratio), 0.0 if math.isnan(p.ratio) else p.ratio, p.column),
+    )
+    labels = list(dict.fromkeys(p.column for p in order))
+    frame["column_rank"] = frame["column"].map({label: i for i, label in enumerate(labels)})
+    return frame
+
+
+def epoch_frame(records: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, epoch): test accuracy and whatever diagnostics the method reported.
+
+    Diagnostic columns are prefixed `diag.` because their keys vary by method.
+    """
+    rows = [
+        {
+            "run_id": rec["run_id"],
+            "epoch": ep["epoch"],
+            "test_acc": ep.get("test_acc"),
+            **{f"diag.{k}": v for k, v in (ep.get("diagnostics") or {}).items()},
+        }
+        for rec in records
+        for ep in rec.get("epochs") or []
+    ]
+    frame = pd.DataFrame(rows, columns=None if rows else ["run_id", "epoch", "test_acc"])
+    numeric = [c for c in frame.columns if c == "test_acc" or c.startswith("diag.")]
+    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
+    return frame.merge(runs[["run_id", "group", "column", "column_rank", "row"]], on="run_id")
+
+
+def long_form(records: list[dict]) -> pd.DataFrame:
+    """Every run as one flat row: spec, final metrics, noise, timing and last-epoch diagnostics.
+
+    Column names are dotted paths into the record (`spec.method.hparams.lr`, `final.last_acc`),
+    so a reader can go from a CSV column back to the JSON without a lookup table.
+    """
+    rows = []
+    for rec in records:
+        epochs = rec.get("epochs") or []
+        rows.append(
+            {
+                "run_id": rec.get("run_id"),
+                "suite": rec.get("suite"),
+                "status": rec.get("status"),
+                "recipe": rec.get("recipe"),
+                "scored_network": rec.get("scored_network"),
+                "spec": rec.get("spec") or {},
+                "final": rec.get("final") or {},
+                "failure": rec.get("failure") or {},
+                "noise": {"realised_rate": (rec.get("noise") or {}).get("realised_rate")},
+                "epochs_run": len(epochs),
+                "wall_seconds": rec.get("wall_seconds"),
+                "images_per_second": rec.get("images_per_second"),
+                "diagnostics": (epochs[-1].get("diagnostics") or {}) if epochs else {},
+                "env": rec.get("env") or {},
+            }
+        )
+    if not rows:
+        return pd.DataFrame(columns=["run_id"])
+    frame = pd.json_normalize(rows, sep=".").convert_dtypes()
+    top = list(rows[0])
+    frame = frame[sorted(frame.columns, key=lambda c: (top.index(c.split(".")[0]), c))]
+    order = [c for c in CSV_ORDER if c in frame.columns]
+    return frame.sort_values(order, kind="stable", ignore_index=True)
+
+
+def leaderboard_markdown(
+    ok: list[dict],
+    runs: pd.DataFrame,
+    failures: list[dict],
+    problems: list[tuple[str | Path, str]],
+    group_plots: dict[str, list[Path]],
+    out_dir: Path,
+) -> str:
+    """The whole leaderboard.md: a header that says how to read it, then one section per group."""
+    parts = [_header(ok, runs, failures, problems)]
+    for group in sorted(runs["group"].unique()):
+        frame = runs[runs.group == group]
+        parts.append(f"## {group}")
+        for metric, title in METRICS:
+            parts.append(f"### {title}\n\n{metric_table(frame, metric)}")
+            if metric == "last_acc":
+                parts.append(_group_notes(frame))
+        if group_plots.get(group):
+            links = ", ".join(
+                f"[{p.name}]({p.relative_to(out_dir).as_posix()})" for p in group_plots[group]
+            )
+            parts.append(f"Plots: {links}")
+    parts.append("## Failed runs\n\n" + _failed_table(failures))
+    parts.append("## Unreadable records\n\n" + _problems_table(problems))
+    return "\n\n".join(parts) + "\n"
+
+
+def metric_table(frame: pd.DataFrame, metric: str) -> str:
+    """Methods as rows, noise columns as columns, "mean ± std (n)" cells, best mean in bold.
+
+    std is the sample std (ddof=1); with one run it is shown as "–", because 0.00 would claim a
+    spread that was never measured. Bold goes to every row whose mean, as printed, ties the best.
+    """
+    stats = frame.groupby(["row", "column"])[metric].agg(["mean", "std", "count"])
+    stats = stats[stats["count"] > 0]
+    shown = stats["mean"].map("{:.2f}".format).astype(str)
+    spread = stats["std"].map("{:.2f}".format).astype(str).where(stats["count"] > 1, "–")
+    text = shown + " ± " + spread + " (" + stats["count"].astype(str) + ")"
+    value = shown.astype(float)
+    text = text.where(value < value.groupby(level="column").transform("max"), "**" + text + "**")
+    columns = _column_order(frame)
+    rows = sorted(frame["row"].unique())
+    table = text.unstack("column").reindex(index=rows, columns=columns).fillna("")
+    body = [[row, *cells] for row, cells in zip(table.index, table.to_numpy().tolist())]
+    return _markdown_table(["method", *columns], body, right=range(1, len(columns) + 1))
+
+
+def _header(ok: list[dict], runs: pd.DataFrame, failures: list[dict], problems: list) -> str:
+    """Title, run counts, environment and how to read a cell: the context a number needs."""
+    suites = sorted({r.get("suite") or r["spec"].get("suite", "") for r in ok + failures} - {""})
+    env = {
+        key: ", ".join(sorted({str((r.get("env") or {}).get(key)) for r in ok}))
+        for key in ("nlbench_commit", "torch", "device")
+    }
+    scored = (
+        runs.dropna(subset=["scored_network"])
+        .drop_duplicates(["method", "scored_network"])
+        .sort_values(["method", "scored_network"])
+    )
+    lines = [
+        f"# nlbench leaderboard: {', '.join(suites) or 'no runs'}",
+        "",
+        f"Runs: {len(ok)} finished, {len(failures)} failed; unreadable records: {len(problems)}.",
+    ]
+    if ok:
+        lines.append(
+            f"Environment: nlbench {env['nlbench_commit']}; torch {env['torch']}; "
+            f"device {env['device']}."
+        )
+    if not scored.empty:
+        pairs = "; ".join(f"{m}: {s}" for m, s in scored[["method", "scored_network"]].values)
+        lines.append(f"Scored network: {pairs}.")
+    lines += [
+        "",
+        "Cells: mean ± std (n) over seeds of test accuracy (%); std is the sample std (ddof=1),",
+        "\"–\" when n = 1. **Bold**: best mean in its column. The headline is the last epoch.",
+        "Runs share a cell only when their specs differ in nothing but the seed; a method run",
+        "under two recipes gets one row per recipe, `name [recipe]`.",
+    ]
+    return "\n".join(lines)
+
+
+def _group_notes(frame: pd.DataFrame) -> str:
+    """Realised noise per column, the recipe of each method, and a warning for split recipes."""
+    columns = _column_order(frame)
+    realised = frame.groupby("column")["realised_rate"].mean()
+    noise = ", ".join(
+        f"{c}→{realised[c]:.3f}" if pd.notna(realised[c]) else f"{c}→?" for c in columns
+    )
+    recipes = frame.groupby("method")["recipe"].unique()
+    recipe_text = ", ".join(f"{m} {'/'.join(sorted(r))}" for m, r in recipes.items())
+    notes = [f"- realised noise (nominal→realised): {noise}", f"- recipes: {recipe_text}"]
+    for method, rs in recipes.items():
+        if len(rs) > 1:
+            notes.append(
+                f"- note: {method} ran under {len(rs)} recipes ({', '.join(sorted(rs))}); "
+                "one row per recipe, not merged"
+            )
+    return "\n".join(notes)
+
+
+def _failed_table(failures: list[dict]) -> str:
+    """Failed runs with enough of the spec to find and rerun them."""
+    if not failures:
+        return "none"
+    body = []
+    for rec in sorted(failures, key=lambda r: r.get("run_id", "")):
+        spec, failure = rec.get("spec") or {}, rec.get("failure") or {}
+        noise = spec.get("noise") or {}
+        ratio = noise.get("ratio")
+        body.append(
+            [
+                str(rec.get("run_id", "")),
+                (spec.get("method") or {}).get("name", ""),
+                (spec.get("dataset") or {}).get("name", ""),
+                str(noise.get("model", "")) + _options(noise.get("options")),
+                "–" if ratio is None else f"{ratio:g}",
+                str(spec.get("seed", "")),
+                str(failure.get("reason", "unknown")),
+                str(failure.get("epoch", "–")),
+            ]
+        )
+    return _markdown_table(FAILED_HEADER, body, right=(4, 5, 7))
+
+
+def _problems_table(problems: list[tuple[str | Path, str]]) -> str:
+    """Records the store could not read: shown so a corrupt file is noticed, not just skipped."""
+    if not problems:
+        return "none"
+    body = [[str(path), problem] for path, problem in sorted(problems, key=lambda p: str(p[0]))]
+    return _markdown_table(["path", "problem"], body)
+
+
+def _failed_runs(records: list[dict], extra: list[dict]) -> list[dict]:
+    """Failed records from both sources, once each: the store and the runner may both report one."""
+    unique: dict[str, dict] = {}
+    for rec in [r for r in records if r.get("status") != "ok"] + extra:
+        unique[rec.get("run_id") or json.dumps(rec, sort_keys=True, default=str)] = rec
+    return list(unique.values())
+
+
+def _column_order(frame: pd.DataFrame) -> list[str]:
+    """Numeric ratios ascending, then label columns (CIFAR-N keys) alphabetically."""
+    return list(frame.sort_values("column_rank")["column"].unique())
+
+
+def _ratio_label(ratio: float | None, options: dict | None) -> str:
+    """`0.2` for a set ratio; the options (`key=worst`) when the noise, not us, decides the rate."""
+    if ratio is not None:
+        return f"{ratio:g}"
+    return _options(options).strip(" ()") or "–"
+
+
+def _options(options: dict | None) -> str:
+    """` (a=1, b=x)` for non-empty options, sorted so equal options always print alike."""
+    if not options:
+        return ""
+    return " (" + ", ".join(f"{k}={options[k]}" for k in sorted(options)) + ")"
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a group label, e.g. `digits_sym` or `cifar10_asym_variant=true`."""
+    kept = "".join(c if c.isalnum() or c in ".=-_" else "-" for c in text)
+    return "-".join(part for part in kept.split("-") if part).replace("-_", "_").replace("_-", "_")
+
+
+def _markdown_table(header: list[str], body: list[list[str]], right: Sequence[int] = ()) -> str:
+    """A pipe table padded to align in a terminal too; `right` columns are right-aligned numbers."""
+    escaped = [[c.replace("|", "\\|") for c in row] for row in [header, *body]]
+    widths = [max(len(row[i]) for row in escaped) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(
+        "-" * (w + 1) + (":" if i in right else "-") for i, w in enumerate(widths)
+    ) + "|"
+    return "\n".join([line(escaped[0]), rule, *(line(row) for row in escaped[1:])])

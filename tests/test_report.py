@@ -1,0 +1,285 @@
+"""Reports: the frozen leaderboard, cell maths, bolding, recipe splits, failures and plots.
+
+The golden test pins the whole leaderboard.md for the records in tests/golden/records/. After an
+intended change to the report, regenerate the expected file with
+`python -c "import tests.test_report as t; t.regenerate_golden()"`, read the diff line by line,
+and commit it only if every change is one you meant.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness import plots
+from harness.report import ReportPaths, build_report
+
+GOLDEN = Path(__file__).parent / "golden"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GOLDEN_PROBLEMS = [("results/golden/deadbeef0000.json", "invalid JSON: line 1 column 1")]
+
+
+def golden_records() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((GOLDEN / "records").glob("*.json"))]
+
+
+def regenerate_golden() -> None:
+    """Rewrite tests/golden/leaderboard.md from the fixture records (see the module docstring)."""
+    out = Path("/tmp/nlbench_golden_report")
+    build_report(golden_records(), out, problems=GOLDEN_PROBLEMS)
+    (GOLDEN / "leaderboard.md").write_text((out / "leaderboard.md").read_text())
+
+
+def record(
+    method: str,
+    ratio: float | None,
+    seed: int,
+    last_acc: float,
+    *,
+    recipe: str = "r1",
+    dataset: str = "digits",
+    model: str = "sym",
+    noise_options: dict | None = None,
+    dataset_options: dict | None = None,
+    realised: float | None = None,
+    diagnostics: dict | None = None,
+) -> dict:
+    """A minimal schema-1 record whose three epochs end at `last_acc`."""
+    spec = {
+        "suite": "t",
+        "dataset": {"name": dataset, "options": dataset_options or {}},
+        "noise": {"model": model, "ratio": ratio, "seed": seed, "options": noise_options or {}},
+        "method": {"name": method, "hparams": {"epochs": 3, "lr": 0.02}},
+        "seed": seed,
+    }
+    accs = [last_acc - 20, last_acc - 5, last_acc]
+    return {
+        "schema": 1,
+        "run_id": f"{method}-{recipe}-{dataset}-{model}-{ratio}-{noise_options}-{seed}",
+        "suite": "t",
+        "status": "ok",
+        "failure": None,
+        "spec": spec,
+        "recipe": recipe,
+        "env": {"nlbench_commit": "c0ffee", "torch": "2.5.1", "cuda": None, "device": "cpu"},
+        "noise": {"model": model, "nominal_ratio": ratio, "realised_rate": realised,
+                  "transition_counts": [[1]]},
+        "epochs": [
+            {"epoch": e, "losses": {"loss": 1.0}, "test_acc": acc,
+             "seconds": {"selection": 0.0, "train": 1.0, "eval": 0.1},
+             "diagnostics": diagnostics or {}}
+            for e, acc in enumerate(accs)
+        ],
+        "final": {"last_acc": last_acc, "best_acc": max(accs), "best_epoch": 2,
+                  "mean_last10": sum(accs) / 3},
+        "scored_network": "the only network",
+        "wall_seconds": 3.0,
+        "images_per_second": 1000.0,
+    }
+
+
+def failed_record(method: str, ratio: float, seed: int, reason: str, epoch: int) -> dict:
+    rec = record(method, ratio, seed, 0.0)
+    rec.update(status="failed", failure={"reason": reason, "epoch": epoch}, final=None)
+    rec["run_id"] = f"failed-{method}-{seed}"
+    return rec
+
+
+def table(markdown: str, group: str, title: str = "last-epoch test accuracy (%)") -> dict:
+    """{(row, column): cell} of one table of leaderboard.md, read back the way a reader would."""
+    section = markdown.split(f"## {group}\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.split(f"### {title}\n", 1)[1].strip().split("\n\n", 1)[0].splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    header, body = rows[0], rows[2:]
+    return {(r[0], col): cell for r in body for col, cell in zip(header[1:], r[1:])}
+
+
+@pytest.fixture
+def no_plots(monkeypatch):
+    """For tests of the tables alone: rendering figures is most of a report's time."""
+    monkeypatch.setattr(plots, "group_plots", lambda *args: [])
+
+
+def build(records: list[dict], out: Path, **kwargs) -> tuple[ReportPaths, str]:
+    paths = build_report(records, out, **kwargs)
+    return paths, paths.markdown.read_text(encoding="utf-8")
+
+
+def test_golden_leaderboard_matches_frozen_file(tmp_path):
+    _, text = build(golden_records(), tmp_path, problems=GOLDEN_PROBLEMS)
+    assert text == (GOLDEN / "leaderboard.md").read_text(encoding="utf-8")
+
+
+def test_report_does_not_depend_on_record_order(tmp_path, no_plots):
+    records = golden_records()
+    _, first = build(records, tmp_path / "a")
+    random.Random(0).shuffle(records)
+    _, second = build(records, tmp_path / "b")
+    assert first == second
+    csvs = [(tmp_path / run / "leaderboard.csv").read_text() for run in ("a", "b")]
+    assert csvs[0] == csvs[1]
+
+
+def test_std_is_the_sample_std_and_a_dash_for_one_run(tmp_path, no_plots):
+    records = [record("ce", 0.2, s, acc) for s, acc in enumerate([70.0, 72.0, 77.0])]
+    records.append(record("ce", 0.5, 0, 55.5))
+    _, text = build(records, tmp_path)
+    cells = table(text, "digits · sym")
+    # mean 73, sample std sqrt(26/2) = 3.61 (the population std would print 2.94)
+    assert cells[("ce", "0.2")] == "**73.00 ± 3.61 (3)**"
+    assert cells[("ce", "0.5")] == "**55.50 ± – (1)**"
+
+
+def test_bold_goes_to_the_best_mean_of_each_column_as_printed(tmp_path, no_plots):
+    records = [
+        record("a", 0.2, 0, 90.0), record("b", 0.2, 0, 80.0),
+        # a's mean 82.195 is 82.19499... in binary: it prints as 82.19, a tie with b, so both
+        record("a", 0.5, 0, 81.8), record("a", 0.5, 1, 82.59), record("b", 0.5, 0, 82.19),
+        record("a", 0.8, 0, 40.0), record("b", 0.8, 0, 40.5),
+    ]
+    _, text = build(records, tmp_path)
+    cells = table(text, "digits · sym")
+    bold = {key for key, cell in cells.items() if cell.startswith("**")}
+    assert bold == {("a", "0.2"), ("a", "0.5"), ("b", "0.5"), ("b", "0.8")}
+    assert cells[("a", "0.5")].startswith("**82.19 ± ")
+
+
+def test_best_epoch_and_last10_tables_are_labelled(tmp_path, no_plots):
+    _, text = build([record("ce", 0.2, 0, 70.0)], tmp_path)
+    best = table(text, "digits · sym", "best epoch (selected on the test set), test accuracy (%)")
+    last10 = table(text, "digits · sym", "mean test accuracy of the last 10 epochs (%)")
+    assert best[("ce", "0.2")] == "**70.00 ± – (1)**"
+    assert last10[("ce", "0.2")] == "**61.67 ± – (1)**"
+
+
+def test_two_recipes_of_one_method_are_not_merged(tmp_path, no_plots):
+    records = [
+        record("ce", 0.2, 0, 80.0, recipe="r1"), record("ce", 0.2, 1, 82.0, recipe="r1"),
+        record("ce", 0.2, 0, 60.0, recipe="r2"), record("ssr", 0.2, 0, 85.0, recipe="s1"),
+    ]
+    _, text = build(records, tmp_path)
+    cells = table(text, "digits · sym")
+    assert cells[("ce [r1]", "0.2")] == "81.00 ± 1.41 (2)"
+    assert cells[("ce [r2]", "0.2")] == "60.00 ± – (1)"
+    assert ("ssr", "0.2") in cells
+    assert "ce ran under 2 recipes (r1, r2)" in text
+
+
+def test_specs_that_differ_beyond_the_seed_get_separate_tables(tmp_path, no_plots):
+    records = [
+        record("ce", 0.2, 0, 80.0),
+        record("ce", 0.2, 0, 50.0, dataset_options={"subset": 100}),
+        record("ce", 0.2, 0, 60.0, model="asym", noise_options={"variant": "superclass"}),
+        record("ce", 0.2, 0, 40.0),
+    ]
+    records[-1]["spec"]["budget"] = "shared"  # a spec field added later must split, not merge
+    records[-1]["run_id"] += "-shared"
+    _, text = build(records, tmp_path)
+    assert table(text, "digits · sym")[("ce", "0.2")] == "**80.00 ± – (1)**"
+    assert table(text, "digits (subset=100) · sym")[("ce", "0.2")] == "**50.00 ± – (1)**"
+    assert table(text, "digits · asym (variant=superclass)")[("ce", "0.2")].startswith("**60.00")
+    assert table(text, "digits · sym (budget=shared)")[("ce", "0.2")] == "**40.00 ± – (1)**"
+
+
+def test_realised_noise_is_shown_per_ratio(tmp_path, no_plots):
+    records = [
+        record("ce", 0.2, 0, 80.0, realised=0.17), record("ce", 0.2, 1, 80.0, realised=0.19),
+        record("ce", 0.5, 0, 60.0, realised=0.45),
+    ]
+    _, text = build(records, tmp_path)
+    assert "realised noise (nominal→realised): 0.2→0.180, 0.5→0.450" in text
+
+
+def test_real_world_noise_uses_its_options_as_columns(tmp_path):
+    records = [
+        record("ce", None, 0, 70.0, dataset="cifar10", model="cifarn",
+               noise_options={"key": key}, realised=rate)
+        for key, rate in (("worst", 0.40), ("aggre", 0.09))
+    ]
+    paths, text = build(records, tmp_path)
+    cells = table(text, "cifar10 · cifarn")
+    assert list(dict.fromkeys(col for _, col in cells)) == ["key=aggre", "key=worst"]
+    assert "key=aggre→0.090, key=worst→0.400" in text
+    names = {p.name for p in paths.plots}
+    assert names == {"curves_cifar10_cifarn.png"}, "no accuracy-vs-ratio line without ratios"
+
+
+def test_failed_runs_and_unreadable_records_are_listed_not_scored(tmp_path, no_plots):
+    crashed = failed_record("coteaching", 0.5, 1, "loss is nan", 3)
+    stored_only = failed_record("elr", 0.5, 0, "diverged", 7)
+    records = [record("coteaching", 0.5, 0, 70.0), crashed, stored_only]
+    extra = failed_record("ssr", 0.2, 0, "CUDA out of memory", 0)
+    problems = [(Path("results/t/x.json"), "truncated")]
+    _, text = build(records, tmp_path, failed=[crashed, extra], problems=problems)
+    failed = text.split("## Failed runs\n", 1)[1].split("\n## ", 1)[0]
+    assert failed.count("| failed-coteaching-1 | coteaching | digits  | sym   |   0.5 |    1 | "
+                        "loss is nan        |     3 |") == 1
+    assert "| failed-ssr-0" in failed and "CUDA out of memory" in failed
+    assert "| failed-elr-0" in failed and "diverged" in failed
+    assert table(text, "digits · sym")[("coteaching", "0.5")] == "**70.00 ± – (1)**"
+    assert "| results/t/x.json | truncated |" in text.split("## Unreadable records\n", 1)[1]
+    csv = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert sorted(csv["status"]) == ["failed", "failed", "failed", "ok"]
+
+
+def test_csv_has_one_flat_row_per_run(tmp_path, no_plots):
+    diag = {"selection_precision": 0.9, "fraction_selected": 0.6}
+    records = [record("ssr", 0.2, s, 80.0 + s, realised=0.18, diagnostics=diag) for s in (0, 1)]
+    paths, _ = build(records, tmp_path)
+    csv = pd.read_csv(paths.csv)
+    assert len(csv) == 2
+    for column in ("run_id", "recipe", "spec.dataset.name", "spec.noise.ratio",
+                   "spec.method.hparams.lr", "spec.seed", "final.last_acc", "final.best_epoch",
+                   "final.mean_last10", "noise.realised_rate", "wall_seconds",
+                   "images_per_second", "diagnostics.selection_precision", "env.device"):
+        assert column in csv.columns, column
+    assert list(csv["final.last_acc"]) == [80.0, 81.0]
+    assert list(csv["diagnostics.fraction_selected"]) == [0.6, 0.6]
+
+
+def test_plots_are_valid_pngs_and_diagnostics_only_when_reported(tmp_path):
+    diag = {"selection_precision": 0.9, "selection_recall": 0.7}
+    records = [
+        record(m, r, s, 80.0 - 30 * r + s, diagnostics=diag if m == "ssr" else None)
+        for m in ("ce", "ssr") for r in (0.2, 0.5) for s in (0, 1)
+    ] + [record("ce", 0.2, 0, 70.0, dataset="mnist")]
+    paths, text = build(records, tmp_path)
+    assert {p.name for p in paths.plots} == {
+        "acc_vs_noise_digits_sym.png", "curves_digits_sym.png", "diagnostics_digits_sym.png",
+        "acc_vs_noise_mnist_sym.png", "curves_mnist_sym.png",
+    }
+    for path in paths.plots:
+        data = path.read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000, path
+        assert f"(plots/{path.name})" in text
+
+
+def test_plots_of_an_earlier_report_are_removed(tmp_path):
+    build([record("ce", 0.2, 0, 80.0, dataset="mnist")], tmp_path)
+    paths, _ = build([record("ce", 0.2, 0, 80.0)], tmp_path)
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == sorted(
+        p.name for p in paths.plots
+    )
+
+
+def test_no_records_still_gives_a_report(tmp_path):
+    paths, text = build([], tmp_path)
+    assert "## Failed runs\n\nnone" in text and paths.plots == []
+    assert paths.csv.exists()
+
+
+def test_fifty_records_take_seconds_not_minutes(tmp_path):
+    diag = {"selection_precision": 0.9}
+    records = [
+        record(m, r, s, 80.0 - 30 * r + s, diagnostics=diag)
+        for m in ("ce", "coteaching", "ssr", "dividemix", "elr")
+        for r in (0.2, 0.5) for s in range(5)
+    ]
+    start = time.perf_counter()
+    build(records, tmp_path)
+    assert time.perf_counter() - start < 10.0
