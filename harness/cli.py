@@ -42,17 +42,35 @@ def _print_paths(paths) -> None:
         print(f"plot:        {plot}")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.config import expand, load_suite
-    from harness.runner import run_sweep
-    from harness.store import Store
-
+def _overrides(args: argparse.Namespace) -> list[str]:
     overrides = list(args.set or [])
     if args.executor:
         overrides.append(f"executor.kind={args.executor}")
     if args.no_progress:
         overrides.append("engine.progress=false")
-    suite = load_suite(args.suite, overrides)
+    return overrides
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.config import load_suite
+
+    return _run_suite(load_suite(args.suite, _overrides(args)), args)
+
+
+def cmd_ssr(args: argparse.Namespace) -> int:
+    """SSR's official command line, run as a one-run suite through the same machinery."""
+    from harness.config import suite_from_dict
+    from harness.official_cli import parse_ssr_command
+
+    raw = parse_ssr_command(args.official)
+    return _run_suite(suite_from_dict(raw, "ssr command line", _overrides(args)), args)
+
+
+def _run_suite(suite, args: argparse.Namespace) -> int:
+    from harness.config import expand
+    from harness.runner import run_sweep
+    from harness.store import Store
+
     specs = expand(suite)
     results = Path(suite.results_dir) / suite.name
     if args.dry_run:
@@ -113,10 +131,32 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_perf(args: argparse.Namespace) -> int:
+    from harness.config import load_suite
+    from harness.perf import run_perf
+
+    overrides = list(args.set or []) + ["engine.progress=false"]
+    suite = load_suite(args.suite, overrides)
+    table = run_perf(suite, args.epochs, args.compare, args.device, Path(args.out))
+    print(table.to_string(index=False))
+    print(f"written: {Path(args.out) / f'perf_{suite.name}.md'}")
+    return 0
+
+
 def cmd_default(args: argparse.Namespace) -> int:
     args.suite, args.set, args.dry_run, args.device = str(QUICK), [], False, None
     args.executor, args.retry_failed, args.no_progress = None, False, False
     return cmd_run(args)
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any suite key, e.g. --set dataset.root=~/data --set seeds=[0]")
+    p.add_argument("--dry-run", action="store_true", help="validate and list runs; train nothing")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--executor", choices=["serial", "local", "slurm"])
+    p.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -126,25 +166,39 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a suite (skips runs already stored), then report")
     run.add_argument("suite", help="suite YAML, e.g. benchmarks/quick.yaml")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="override any suite key, e.g. --set dataset.root=~/data --set seeds=[0]")
-    run.add_argument("--dry-run", action="store_true", help="validate and list runs; train nothing")
-    run.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    run.add_argument("--executor", choices=["serial", "local"])
-    run.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _run_flags(run)
     run.set_defaults(func=cmd_run)
+    ssr = sub.add_parser("ssr", help="SSR's official main_cifar.py command line, as one run",
+                         description="Accepts the flags of SSR's main_cifar.py (e.g. --theta_r 0.8 "
+                         "--noise_mode sym --noise_ratio 0.9 --dataset cifar100 --dataset_path "
+                         "PATH) plus nlbench's --set/--device/--dry-run/--no-progress.")
+    _run_flags(ssr)
+    ssr.set_defaults(func=cmd_ssr)
     rep = sub.add_parser("report", help="rebuild leaderboards and plots from stored records")
     rep.add_argument("results_dir", help="e.g. results/quick")
     rep.add_argument("--out", help="output folder (default reports/<suite>)")
     rep.set_defaults(func=cmd_report)
+    perf = sub.add_parser("perf", help="time real epochs of each method of a suite")
+    perf.add_argument("suite")
+    perf.add_argument("--epochs", type=int, default=2, help="epochs per method (first is warm-up)")
+    perf.add_argument("--compare", action="store_true", help="also time the plain fp32 path")
+    perf.add_argument("--set", action="append", metavar="KEY=VALUE")
+    perf.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    perf.add_argument("--out", default="reports/perf", help="where the table goes")
+    perf.set_defaults(func=cmd_perf)
     lst = sub.add_parser("list", help="methods, datasets, noise models and networks")
     lst.set_defaults(func=cmd_list)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    p = parser()
+    if argv[:1] == ["ssr"]:
+        args, official = p.parse_known_args(argv)
+        args.official = official
+    else:
+        args = p.parse_args(argv)
     func = getattr(args, "func", cmd_default)
     try:
         return func(args)

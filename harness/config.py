@@ -77,6 +77,8 @@ class EngineOptions(_Strict):
     amp: bool = True
     channels_last: bool = True
     cudnn_benchmark: bool = True
+    compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
     neighbour_backend: Literal["auto", "faiss", "torch"] = "auto"
     eval_batch_size: int = 1024
     checkpoint_every: int = 0
@@ -236,11 +238,16 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a suite is a mapping of keys (name, datasets, noise, methods, ...)")
     raw.setdefault("name", path.stem)
+    return suite_from_dict(raw, str(path), overrides)
+
+
+def suite_from_dict(raw: dict[str, Any], where: str, overrides: list[str] | None = None) -> Suite:
+    """Validate a suite given as data (e.g. built from an official command line)."""
     apply_overrides(raw, overrides or [])
     try:
         return Suite.model_validate(raw)
     except ValidationError as exc:
-        raise explain(exc, Suite, str(path)) from None
+        raise explain(exc, Suite, where) from None
 
 
 def expand(suite: Suite) -> list[RunSpec]:

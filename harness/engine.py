@@ -124,6 +124,7 @@ class Engine:
             "amp_bf16": options.amp and cuda,
             "channels_last": options.channels_last and cuda,
             "cudnn_benchmark": options.cudnn_benchmark and cuda,
+            "compile": options.compile and cuda,
         }
         if cuda:
             torch.backends.cudnn.benchmark = self.switches["cudnn_benchmark"]
@@ -157,6 +158,9 @@ class Engine:
         net = build_network(name, self.dataset.num_classes, c, h, **options).to(self.device)
         if self.switches["channels_last"]:
             net = net.to(memory_format=torch.channels_last)
+        if self.switches["compile"]:
+            net.features = torch.compile(net.features, mode=self.options.compile_mode)
+            net.forward = torch.compile(net.forward, mode=self.options.compile_mode)
         return net
 
     @torch.no_grad()
