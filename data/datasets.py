@@ -303,14 +303,18 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
 @_register("synthetic")
 def _synthetic(root: str | None, *, n_train: int = 1000, n_test: int = 500,
                num_classes: int = 10, size: int = 8, channels: int = 1, seed: int = 0,
-               separation: float = 3.0) -> Dataset:
+               separation: float = 3.0, augment: str = "none") -> Dataset:
     """Gaussian class clusters drawn as small images: instant, seeded data for tests and checks.
 
     Each class has a random centre of norm `separation` in pixel space and every image is its
     centre plus unit Gaussian noise, mapped to uint8 around 128; larger `separation` makes the task
     easier. Only numpy's seeded Generator is used, so the same options give the same bytes.
+    `augment: crop_flip` with size 32 and 3 channels gives CIFAR-shaped data for timing the
+    CIFAR recipes without the dataset.
     """
     _no_root("synthetic", root)
+    if augment not in AUGMENTS:
+        raise DataError(f"synthetic option augment={augment!r}; use one of {', '.join(AUGMENTS)}")
     n_train, n_test = _positive_int("n_train", n_train), _positive_int("n_test", n_test)
     num_classes = _positive_int("num_classes", num_classes, minimum=2)
     size, channels = _positive_int("size", size), _positive_int("channels", channels)
@@ -341,5 +345,5 @@ def _synthetic(root: str | None, *, n_train: int = 1000, n_test: int = 500,
         classes=tuple(f"class{c}" for c in range(num_classes)),
         mean=mean,
         std=std,
-        augment="none",
+        augment=augment,
     )

@@ -23,20 +23,30 @@ class _Strict(BaseModel):
 
 
 class DatasetEntry(_Strict):
-    """One dataset: a registered loader name, a local root where it needs one, loader options."""
+    """One dataset: a registered loader name, a local root where it needs one, loader options.
+
+    `hparams` are per-method overrides for runs on this dataset, e.g. `{coteaching: {decay_start:
+    100}}` for CIFAR-100, so one suite can hold a paper's whole grid.
+    """
 
     name: str
     root: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class NoiseEntry(_Strict):
-    """One noise model and its ratios; `seed` pins the noise seed (default: the run seed)."""
+    """One noise model and its ratios; `seed` pins the noise seed (default: the run seed).
+
+    `hparams` are per-method overrides for these ratios, e.g. `{ssr: {theta_r: 0.8}}` where the
+    official README uses another threshold at high noise.
+    """
 
     model: str
     ratios: list[float | None] = Field(default_factory=lambda: [None])
     seed: int | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("model")
     @classmethod
@@ -64,11 +74,29 @@ class MethodEntry(_Strict):
 
 
 class ExecutorEntry(_Strict):
-    """Where runs execute: in this process, or a pool of local workers."""
+    """Where runs execute: `serial` (this process), `local` (a pool of worker processes on this
+    machine) or `slurm` (one Slurm job array per sweep). Keys that do not apply to the chosen kind
+    are ignored, so `--executor` can switch kinds without editing the suite.
+    """
 
-    kind: Literal["serial", "local"] = "serial"
-    workers: int = 2
-    runs_per_device: int = 1
+    kind: Literal["serial", "local", "slurm"] = "serial"
+    # local: runs at once (default: GPUs x runs_per_device on CUDA, 2 on the CPU); each worker
+    # gets cpus // workers torch threads, because oversubscribed cores make training crawl.
+    workers: int | None = Field(None, ge=1)
+    runs_per_device: int = Field(1, ge=1)
+    # slurm: resources of each run's job, and how many jobs of the array may run at once.
+    partition: str | None = None
+    gpus_per_run: int = Field(0, ge=0)
+    cpus_per_run: int = Field(1, ge=1)
+    mem_gb: float | None = Field(None, gt=0)
+    timeout_min: int = Field(60, ge=1)
+    array_parallelism: int = Field(32, ge=1)
+    # slurm: USR2 this long before the time limit; then the run is requeued (at most max_requeues
+    # times for time limits) and resumes from its last checkpoint.
+    signal_delay_s: int = Field(120, ge=1)
+    max_requeues: int = Field(3, ge=0)
+    sbatch_extra: dict[str, Any] = Field(default_factory=dict)  # e.g. {account: x, qos: y}
+    log_dir: str | None = None  # default: <results_dir>/<suite>/slurm (must be on a shared disk)
 
 
 class EngineOptions(_Strict):
@@ -250,37 +278,56 @@ def suite_from_dict(raw: dict[str, Any], where: str, overrides: list[str] | None
         raise explain(exc, Suite, where) from None
 
 
-def expand(suite: Suite) -> list[RunSpec]:
-    """datasets x noise x ratios x methods x seeds, with each method's hparams fully resolved."""
+def _resolve(suite: Suite, index: int, overrides: list[dict[str, Any]]) -> dict[str, Any]:
+    """A method's hparams: defaults < common < its entry < dataset entry < noise entry."""
     from methods.base import get as get_method
 
-    resolved: list[tuple[str, dict[str, Any]]] = []
-    for i, entry in enumerate(suite.methods):
-        cls = get_method(entry.name)
-        common = {k: v for k, v in suite.common.items() if k in cls.HParams.model_fields}
-        try:
-            hp = cls.HParams.model_validate({**common, **entry.hparams})
-        except ValidationError as exc:
-            raise explain(exc, cls.HParams, f"methods[{i}] ({entry.name}) hparams") from None
-        resolved.append((entry.name, hp.model_dump()))
+    entry = suite.methods[index]
+    cls = get_method(entry.name)
+    merged = {k: v for k, v in suite.common.items() if k in cls.HParams.model_fields}
+    for layer in (entry.hparams, *overrides):
+        merged.update(layer)
+    try:
+        return cls.HParams.model_validate(merged).model_dump()
+    except ValidationError as exc:
+        raise explain(exc, cls.HParams, f"methods[{index}] ({entry.name}) hparams") from None
+
+
+def _check_references(suite: Suite) -> None:
+    from methods.base import get as get_method
+
+    names = {m.name for m in suite.methods}
+    for where, entries in (("datasets", suite.datasets), ("noise", suite.noise)):
+        for i, entry in enumerate(entries):
+            for name in entry.hparams:
+                if name not in names:
+                    raise ConfigError(f"{where}[{i}].hparams: '{name}' is not a method of this "
+                                      f"suite{nearest(name, names)}")
     unused = [k for k in suite.common
               if not any(k in get_method(m.name).HParams.model_fields for m in suite.methods)]
     if unused:
         raise ConfigError(f"common: key '{unused[0]}' is a hyperparameter of none of the suite's "
                           "methods")
+
+
+def expand(suite: Suite) -> list[RunSpec]:
+    """datasets x noise x ratios x methods x seeds, with each method's hparams fully resolved."""
+    _check_references(suite)
     specs = []
     for ds in suite.datasets:
         for nz in suite.noise:
-            for ratio in nz.ratios:
-                for name, hparams in resolved:
+            for index, method in enumerate(suite.methods):
+                layers = [ds.hparams.get(method.name, {}), nz.hparams.get(method.name, {})]
+                hparams = _resolve(suite, index, layers)
+                for ratio in nz.ratios:
                     for seed in suite.seeds:
                         specs.append(RunSpec(
                             suite=suite.name,
-                            dataset=ds.model_dump(),
+                            dataset=ds.model_dump(exclude={"hparams"}),
                             noise={"model": nz.model, "ratio": ratio,
                                    "seed": seed if nz.seed is None else nz.seed,
                                    "options": nz.options},
-                            method={"name": name, "hparams": hparams},
+                            method={"name": method.name, "hparams": hparams},
                             seed=seed,
                         ))
     return specs

@@ -218,7 +218,8 @@ class Engine:
             "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state,
                     "sample": self.sample_gen.get_state(), "view": self.view_gen.get_state(),
                     "method": self.method_gen.get_state(), "python": random.getstate(),
-                    "np_global": np.random.get_state()},
+                    "np_global": np.random.get_state(),
+                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -229,11 +230,14 @@ class Engine:
         state = torch.load(path, map_location=self.device, weights_only=False)
         method.load_state_dict(state["method"])
         rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
+        # map_location also moved the RNG states to the device; torch takes them only on the CPU.
+        torch.set_rng_state(rng["torch"].cpu())
         self.rng.bit_generator.state = rng["numpy"]
-        self.sample_gen.set_state(rng["sample"])
-        self.view_gen.set_state(rng["view"])
-        self.method_gen.set_state(rng["method"])
+        self.sample_gen.set_state(rng["sample"].cpu())
+        self.view_gen.set_state(rng["view"].cpu())
+        self.method_gen.set_state(rng["method"].cpu())
+        if rng.get("cuda") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
         random.setstate(rng["python"])
         np.random.set_state(rng["np_global"])
         return state["epoch"] + 1, state["epochs"]

@@ -58,12 +58,16 @@ class CoteachingSchedule(LRScheduler):
 def make_schedule(optimizer: torch.optim.Optimizer, name: ScheduleName, epochs: int,
                   eta_min_ratio: float = 1 / 50, milestones: tuple[int, ...] = (),
                   decay_start: int = 80) -> LRScheduler:
-    """cosine to lr*eta_min_ratio over `epochs` (SSR), Co-teaching's, multistep x0.1, or flat."""
+    """cosine to lr*eta_min_ratio over `epochs` (SSR), Co-teaching's, multistep x0.1, or flat.
+
+    `epochs` is always the number of epochs trained; for `coteaching` that is the official
+    n_epoch - 1 (see `official_coteaching_schedule`).
+    """
     if name == "cosine":
         base = optimizer.param_groups[0]["lr"]
         return CosineAnnealingLR(optimizer, T_max=epochs, eta_min=base * eta_min_ratio)
     if name == "coteaching":
-        return CoteachingSchedule(optimizer, epochs=epochs, decay_start=decay_start)
+        return official_coteaching_schedule(optimizer, epochs, decay_start)
     if name == "multistep":
         return MultiStepLR(optimizer, milestones=list(milestones), gamma=0.1)
     return MultiStepLR(optimizer, milestones=[], gamma=1.0)

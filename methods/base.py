@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from harness.context import MethodContext
@@ -30,12 +30,14 @@ class MethodHParams(BaseModel):
     """Base of every method's hyperparameters; defaults are the official code's, YAML overrides them.
 
     Unknown keys are rejected so that a typo in a suite never silently runs the default.
+    `network_options` go to the network factory (e.g. a narrower network for tests).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int
+    epochs: int = Field(ge=1)
     network: str
+    network_options: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass

@@ -37,7 +37,7 @@ class CrossEntropy(Method):
 
     def __init__(self, ctx, hp: HParams) -> None:
         super().__init__(ctx, hp)
-        self.net = ctx.network(hp.network)
+        self.net = ctx.network(hp.network, **hp.network_options)
         self.optimizer = make_optimizer(self.net.parameters(), hp.optimizer, hp.lr, hp.momentum,
                                         hp.weight_decay)
         self.schedule = make_schedule(self.optimizer, hp.schedule, hp.epochs, hp.eta_min_ratio,

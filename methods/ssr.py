@@ -15,7 +15,6 @@ Each epoch, in the official order (spec ssr §5; `main_cifar_simple.py` of MrChe
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -139,14 +138,10 @@ class SSR(Method):
     scored_network = "classifier on the encoder"
 
     class HParams(MethodHParams):
-        """main_cifar.py's defaults (spec §3, §8); the head sizes are spec §2's 256 -> 128.
-
-        `network_options` go to the network factory (e.g. a narrower preact_resnet18 for tests).
-        """
+        """main_cifar.py's defaults (spec §3, §8); the head sizes are spec §2's 256 -> 128."""
 
         epochs: int = Field(300, ge=1)
         network: str = "preact_resnet18"
-        network_options: dict[str, Any] = Field(default_factory=dict)
         lr: float = Field(0.02, gt=0)
         momentum: float = Field(0.9, ge=0)
         weight_decay: float = Field(5e-4, ge=0)

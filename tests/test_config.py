@@ -105,3 +105,22 @@ def test_common_applies_to_methods_that_have_the_key(write_suite):
     assert {s.method["hparams"]["epochs"] for s in expand(suite)} == {9}
     with pytest.raises(ConfigError, match="common: key 'nope'"):
         expand(load_suite(write_suite(BASE + "common: {nope: 1}\n")))
+
+
+def test_dataset_and_noise_entries_override_method_hparams(write_suite):
+    text = BASE.replace("{model: sym, ratios: [0.2, 0.5]}",
+                        "{model: sym, ratios: [0.2]}\n  - {model: sym, ratios: [0.5], "
+                        "hparams: {ce: {lr: 0.3}}}")
+    text = text.replace("options: {n_train: 64, n_test: 32}}",
+                        "options: {n_train: 64, n_test: 32}, hparams: {ce: {lr: 0.1, epochs: 4}}}")
+    specs = expand(load_suite(write_suite(text)))
+    by_ratio = {s.noise["ratio"]: s.method["hparams"] for s in specs}
+    assert by_ratio[0.2]["lr"] == 0.1 and by_ratio[0.5]["lr"] == 0.3  # noise entry wins
+    assert {h["epochs"] for h in by_ratio.values()} == {4}
+    assert "hparams" not in specs[0].dataset
+
+
+def test_override_for_a_method_not_in_the_suite(write_suite):
+    text = BASE.replace("ratios: [0.2, 0.5]}", "ratios: [0.2, 0.5], hparams: {ssr: {k: 5}}}")
+    with pytest.raises(ConfigError, match=r"noise\[0\]\.hparams: 'ssr' is not a method"):
+        expand(load_suite(write_suite(text)))

@@ -1,0 +1,150 @@
+"""Two networks that learn from the small-loss part of each batch: the base Co-teaching,
+Co-teaching+ and JoCoR share (their official codes share it too, line for line).
+
+What the three methods have in common, all from Co-teaching's `main.py`:
+
+* two networks of one architecture with different random initialisations, both scored by the
+  engine through network 1;
+* a forget rate that grows linearly from 0 to tau over the first T_k epochs and then stays at tau,
+  where tau is the noise rate "assumed known" (paper Sec. 4);
+* Adam at lr 1e-3 with a linear decay and beta1 0.9 -> 0.1 from `decay_start` on;
+* 199 trained epochs of batch 128 without augmentation.
+
+Epoch indexing (spec Q3). The official loop is `for epoch in range(1, n_epoch)` with n_epoch = 200:
+epoch 0 only evaluates the random initialisation, so 199 epochs are trained, and each reads
+`rate_schedule[epoch]`, `alpha_plan[epoch]` and `beta1_plan[epoch]` with epoch = 1..199. Our
+engine's epoch e (0-based) is the official epoch e + 1 throughout, which reproduces every
+per-epoch value exactly: the first trained epoch already forgets tau/9 (the code's off-by-one
+against the paper's T/T_k), and the last one runs at lr/120, never at 0. Hence `epochs = 199`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from harness.context import MethodContext
+from harness.errors import ConfigError
+from harness.optim import CoteachingSchedule, official_coteaching_schedule
+from harness.plan import EpochPlan, Stream
+from methods.base import Diagnostics, Method, MethodHParams
+
+
+def official_epoch(epoch: int) -> int:
+    """The official code's number for our 0-based epoch (its epoch 0 trains nothing)."""
+    return epoch + 1
+
+
+def forget_rate_at(epoch: int, tau: float, num_gradual: int = 10, exponent: float = 1.0) -> float:
+    """The fraction of each batch dropped in our epoch `epoch`: the official `rate_schedule`.
+
+    Official: `rate_schedule = ones(n_epoch) * tau; rate_schedule[:T_k] = linspace(0, tau**c, T_k)`,
+    read at the official epoch e + 1. Computed as numpy's linspace computes it (i * step, the end
+    point exact) so that `int((1 - rate) * B)` floors exactly as the official code's does.
+
+    The exponent quirk (spec §2) is kept: the code raises the *end point* to c and then jumps to
+    tau at T_k, whereas the paper's R(T) = 1 - tau * min(T^c / T_k, 1). Both agree for c = 1, the
+    value of every main table.
+    """
+    t = official_epoch(epoch)
+    if t >= num_gradual:
+        return tau
+    top = tau ** exponent
+    if t == num_gradual - 1:
+        return top
+    return t * (top / (num_gradual - 1))
+
+
+def small_loss(losses: Tensor, forget_rate: float) -> Tensor:
+    """Positions of the int((1 - forget_rate) * n) smallest losses, smallest first (spec Q7).
+
+    The count floors as the official `int(remember_rate * len(batch))`. When it floors to 0 every
+    position is kept, the patch Co-teaching+'s code applies; Co-teaching and JoCoR never reach it
+    with batches of 128 and forget rates below 0.99. A stable sort breaks ties by batch order.
+    """
+    order = torch.argsort(losses.detach(), stable=True)
+    keep = int((1.0 - forget_rate) * losses.shape[0])
+    return order[:keep] if keep > 0 else order
+
+
+class SmallLossHParams(MethodHParams):
+    """The recipe of Co-teaching's main.py for CIFAR-10 (CIFAR-100 suites set decay_start 100).
+
+    `forget_rate` None means tau = the run's nominal noise rate (the paper assumes it is known).
+    `network` is the 9-layer CNN of Co-teaching's Table 3; `network_options` shrinks it for tests.
+    `view` "none" is the official input (no augmentation); "weak" lets a suite that pins one shared
+    recipe for all its methods add the dataset's augmentation.
+    """
+
+    epochs: int = Field(199, ge=1)
+    network: str = "cnn9"
+    lr: float = Field(0.001, gt=0)
+    decay_start: int = Field(80, ge=0)
+    batch_size: int = Field(128, ge=1)
+    view: Literal["none", "weak"] = "none"
+    forget_rate: float | None = Field(None, ge=0, lt=1)
+    num_gradual: int = Field(10, ge=0)
+    exponent: float = Field(1.0, gt=0)
+
+
+class SmallLossTwoNetworks(Method):
+    """Two networks, a forget-rate schedule, one shuffled stream, a record of what trained net 1.
+
+    Subclasses build their optimisers and write `train_step`; `trained_net1` marks the samples
+    whose labels reached network 1's update, which is what `diagnostics` reports for the epoch.
+    """
+
+    scored_network: ClassVar[str] = "net 1"
+    HParams: ClassVar[type[SmallLossHParams]] = SmallLossHParams
+
+    def __init__(self, ctx: MethodContext, hp: SmallLossHParams) -> None:
+        super().__init__(ctx, hp)
+        self.hp: SmallLossHParams = hp
+        self.tau = self.assumed_noise_rate(ctx, hp)
+        self.net1 = ctx.network(hp.network, **hp.network_options)
+        self.net2 = ctx.network(hp.network, **hp.network_options)
+        self.forget_rate = 0.0
+        self.epoch = 0
+        self.trained_net1 = torch.zeros(ctx.num_train, dtype=torch.bool,
+                                        device=ctx.noisy_labels.device)
+
+    def assumed_noise_rate(self, ctx: MethodContext, hp: SmallLossHParams) -> float:
+        """tau: `forget_rate` if set, else the nominal noise rate, which the paper assumes known."""
+        if hp.forget_rate is not None:
+            return hp.forget_rate
+        if ctx.noise_rate_hint is None:
+            raise ConfigError(
+                f"{self.name}: the forget rate defaults to the noise rate, which the paper assumes "
+                f"known, but noise model '{ctx.noise_model}' has no nominal ratio; set "
+                f"methods.{self.name}.hparams.forget_rate (e.g. an estimate of the noise rate)")
+        return ctx.noise_rate_hint
+
+    def schedule_for(self, optimizer: torch.optim.Optimizer) -> CoteachingSchedule:
+        """The official linear lr decay and beta1 switch, aligned with our epoch numbering."""
+        return official_coteaching_schedule(optimizer, self.hp.epochs, self.hp.decay_start)
+
+    def begin_epoch(self, epoch: int) -> EpochPlan:
+        """Set R(T) for this epoch and plan one shuffled pass over all samples (drop_last)."""
+        self.epoch = epoch
+        self.forget_rate = forget_rate_at(epoch, self.tau, self.hp.num_gradual, self.hp.exponent)
+        self.trained_net1.zero_()
+        stream = Stream(self.ctx.train_indices, self.ctx.noisy_labels, views=(self.hp.view,),
+                        batch_size=self.hp.batch_size)
+        return EpochPlan(streams={"all": stream})
+
+    def predict(self, images: Tensor) -> Tensor:
+        """Network 1's logits: the official code logs both nets and the paper does not say which
+        its tables use; we score net 1 (JoCoR's paper averages the two nets' accuracies)."""
+        return self.net1(images)
+
+    def diagnostics(self) -> Diagnostics:
+        """The samples network 1 was updated on this epoch (for Co-teaching: network 2's picks).
+
+        The official "pure ratio" of a net is the precision of its own picks; we report the picks
+        that trained the scored network instead, so precision and recall describe the labels it
+        actually learned from. Samples in the dropped last partial batch count as not selected.
+        """
+        return Diagnostics(selected=self.trained_net1.clone())
