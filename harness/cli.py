@@ -87,12 +87,16 @@ def _run_suite(suite, args: argparse.Namespace) -> int:
           f"stored, {len(summary.failed)} failed")
     for line in summary.failed:
         print(f"failed: {line}")
-    paths, _ = _report(results, Path(suite.reports_dir) / suite.name)
-    _print_paths(paths)
+    if summary.ran + summary.skipped:
+        paths, _ = _report(results, Path(suite.reports_dir) / suite.name)
+        _print_paths(paths)
     for path, problem, moved in summary.problems:
         print(f"error: record {path} was unreadable ({problem}); kept as {moved.name}, run redone",
               file=sys.stderr)
-    return EXIT_PROBLEMS if summary.problems else 0
+    if summary.crashed:
+        print(f"error: {summary.crashed} run(s) crashed without a record (see above); rerun the "
+              "same command to retry them", file=sys.stderr)
+    return EXIT_PROBLEMS if summary.problems or summary.crashed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

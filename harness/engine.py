@@ -219,7 +219,8 @@ class Engine:
                     "sample": self.sample_gen.get_state(), "view": self.view_gen.get_state(),
                     "method": self.method_gen.get_state(), "python": random.getstate(),
                     "np_global": np.random.get_state(),
-                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
+                    "cuda": (torch.cuda.get_rng_state(self.device)
+                             if self.device.type == "cuda" else None)},
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -245,7 +246,10 @@ class Engine:
     def fit(self, method_cls: type[Method], hparams: dict[str, Any], describe: str = "",
             checkpoint: Path | None = None, position: int = 0) -> FitResult:
         hp = method_cls.HParams.model_validate(hparams)
-        method = method_cls(self.ctx, hp)
+        try:
+            method = method_cls(self.ctx, hp)
+        except Exception as exc:  # the runner checked the configuration: this is a failed run
+            raise RunFailed(f"{type(exc).__name__}: {exc}", 0, []) from exc
         method.train_mode(True)
         start, epochs, resumed = 0, [], None
         if checkpoint is not None and checkpoint.exists():
@@ -269,10 +273,13 @@ class Engine:
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
                 if bad:
                     raise RunFailed(f"loss '{bad[0]}' is {losses[bad[0]]}", epoch, epochs)
-                acc = self.evaluate(method)
-                t3 = time.perf_counter()
-                diag = score_diagnostics(method.diagnostics(), self.noisy, self.clean)
-                method.end_epoch(epoch)
+                try:
+                    acc = self.evaluate(method)
+                    t3 = time.perf_counter()
+                    diag = score_diagnostics(method.diagnostics(), self.noisy, self.clean)
+                    method.end_epoch(epoch)
+                except Exception as exc:
+                    raise RunFailed(f"{type(exc).__name__}: {exc}", epoch, epochs) from exc
                 train_seconds += t2 - t1
                 seen_total += seen
                 epochs.append({

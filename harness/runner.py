@@ -1,7 +1,9 @@
-"""A sweep: prepare data and noise for every pending run, run them, store one record each.
+"""A sweep: prepare data and noise for every pending run, hand the runs to the suite's executor
+(harness/executors.py), and read the one record each run writes.
 
 Data and noise are prepared for all pending runs *before* any training, so a missing folder or a
-noise model without a class map fails in seconds, not after hours of other runs.
+noise model without a class map fails in seconds, not after hours of other runs. A run a worker
+executes is `run_job`: plain data in, a record in the store out, whatever process it runs in.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import platform
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +27,23 @@ from data.datasets import load_dataset
 from data.noise import NoisyLabels, apply_noise
 from harness.config import EngineOptions, RunSpec, Suite
 from harness.engine import Engine, FitResult, RunFailed, resolve_device
-from harness.store import SCHEMA, Store
+from harness.executors import Executor, Outcome, RunJob, SerialExecutor, make_executor
+from harness.store import SCHEMA, Store, read_record
 from methods.base import get as get_method
 
 
 @dataclass
 class SweepSummary:
-    """What a sweep did: counts, and the records it could not read (already moved aside)."""
+    """What a sweep did: counts, and the records it could not read (already moved aside).
+
+    `failed` describes runs recorded as failed and runs whose job crashed without a record;
+    `crashed` counts the latter, which stay pending and are retried by the next sweep.
+    """
 
     total: int
     skipped: int = 0
     ran: int = 0
+    crashed: int = 0
     failed: list[str] = field(default_factory=list)
     problems: list[tuple[Path, str, Path]] = field(default_factory=list)
 
@@ -58,11 +67,15 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 class DataCache:
-    """Loads each dataset once and draws each (dataset, noise) once per sweep."""
+    """Loads each dataset once and draws each (dataset, noise) once per process and sweep."""
 
     def __init__(self) -> None:
         self._datasets: dict[str, Dataset] = {}
         self._noise: dict[str, NoisyLabels] = {}
+
+    def clear(self) -> None:
+        self._datasets.clear()
+        self._noise.clear()
 
     def dataset(self, spec: RunSpec) -> Dataset:
         key = json.dumps(spec.dataset, sort_keys=True)
@@ -132,9 +145,38 @@ def run_one(spec: RunSpec, data: DataCache, store: Store, device: torch.device,
     except RunFailed as failure:
         record = make_record(spec, noisy, device, time.perf_counter() - start, failure=failure)
     store.write(record)
+    # An earlier attempt killed while saving left temporaries (Store.write's, Engine._save's).
+    for stale in store.root.glob(f".{spec.run_id}.json.*.tmp"):
+        stale.unlink(missing_ok=True)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
+        checkpoint.with_suffix(".tmp").unlink(missing_ok=True)
     return record
+
+
+_DATA = DataCache()
+
+
+def run_job(spec: dict[str, Any], options: dict[str, Any], results_dir: str, device: str,
+            threads: int | None = None) -> dict[str, Any]:
+    """One run as an executor ships it: top-level and plain data, so it pickles to a spawned
+    worker or a Slurm job. Each process keeps its own data cache across the runs it gets.
+
+    A run whose ok record already exists is not trained again: a Slurm job requeued just as it
+    finished, or a sweep started twice, must not redo finished work.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    run = RunSpec.model_validate(spec)
+    store = Store(Path(results_dir))
+    try:
+        record = read_record(store.path(run.run_id))
+    except (ValueError, OSError):
+        record = None
+    if record is None or record["status"] != "ok":
+        record = run_one(run, _DATA, store, resolve_device(device),
+                         EngineOptions.model_validate(options), position=1)
+    return {"run_id": run.run_id, "status": record["status"], "failure": record["failure"]}
 
 
 def pending_runs(specs: list[RunSpec], store: Store, retry_failed: bool,
@@ -142,34 +184,89 @@ def pending_runs(specs: list[RunSpec], store: Store, retry_failed: bool,
     """Runs without a readable record (or failed ones, with --retry-failed), and unreadable records."""
     records, problems = store.load()
     status = {r["run_id"]: r["status"] for r in records}
-    todo = []
+    todo: dict[str, RunSpec] = {}
     for spec in specs:
         state = status.get(spec.run_id)
-        if state == "ok" or (state == "failed" and not retry_failed):
-            summary.skipped += 1
+        if state == "ok" or (state == "failed" and not retry_failed) or spec.run_id in todo:
+            summary.skipped += 1  # a spec listed twice (e.g. seeds: [0, 0]) is one run
         else:
-            todo.append(spec)
-    return todo, problems
+            todo[spec.run_id] = spec
+    return list(todo.values()), problems
+
+
+def check_method(spec: RunSpec, data: DataCache) -> None:
+    """Build the run's method once on the CPU, so that its configuration errors (a network too
+    large for the images, k above N, a forget rate it cannot know) stop the sweep before any
+    training, as bad data and noise do, instead of failing every run hours later."""
+    engine = Engine(data.dataset(spec), data.noisy(spec), spec.seed, torch.device("cpu"),
+                    EngineOptions(progress=False), noise_rate_hint=spec.noise["ratio"],
+                    noise_model=spec.noise["model"])
+    method_cls = get_method(spec.method["name"])
+    method_cls(engine.ctx, method_cls.HParams.model_validate(spec.method["hparams"]))
 
 
 def run_sweep(suite: Suite, specs: list[RunSpec], store: Store, retry_failed: bool = False,
               device_name: str | None = None) -> SweepSummary:
-    """Run what is not stored yet. Nothing on disk changes before data and noise are ready."""
+    """Run what is not stored yet on the suite's executor. Nothing on disk changes before the
+    executor is set up and every pending run's data and noise are ready."""
     summary = SweepSummary(total=len(specs))
     todo, problems = pending_runs(specs, store, retry_failed, summary)
-    device = resolve_device(device_name or suite.device)
-    data = DataCache()
-    for spec in todo:
-        data.noisy(spec)
-    for path, problem in problems:
-        summary.problems.append((path, problem, store.quarantine(path)))
+    device = device_name or suite.device
+    # Nothing to run needs no executor: a finished Slurm sweep reports from any machine.
+    executor = make_executor(suite.executor, device, store.root / "slurm",
+                             f"nlbench-{suite.name}") if todo else None
+    _DATA.clear()
+    try:
+        checked: set[str] = set()
+        for spec in todo:
+            _DATA.noisy(spec)
+            key = json.dumps([spec.dataset, spec.noise["model"], spec.noise["ratio"],
+                              spec.method], sort_keys=True)
+            if key not in checked:
+                check_method(spec, _DATA)
+                checked.add(key)
+        if not isinstance(executor, SerialExecutor):
+            _DATA.clear()  # workers load their own copy; a login node need not hold one too
+        for path, problem in problems:
+            summary.problems.append((path, problem, store.quarantine(path)))
+        if executor is not None:
+            _execute(suite, todo, store, executor, device, summary)
+    finally:
+        _DATA.clear()
+    return summary
+
+
+def _execute(suite: Suite, todo: list[RunSpec], store: Store, executor: Executor, device: str,
+             summary: SweepSummary) -> None:
+    """Hand the pending runs to the executor and read each one's record as its job ends."""
+    # Worker processes cannot share a terminal's bars: only the sweep's bar is drawn for them.
+    quiet = {} if isinstance(executor, SerialExecutor) else {"progress": False}
+    options = suite.engine.model_dump() | quiet
+    root = str(store.root.resolve())
+    jobs = [RunJob(spec.model_dump(), options, root, device) for spec in todo]
+    describe = {spec.run_id: spec.describe() for spec in todo}
     bar = tqdm(total=len(todo), desc=f"sweep {suite.name}", position=0,
                disable=not suite.engine.progress or not todo, dynamic_ncols=True)
-    for spec in todo:
-        record = run_one(spec, data, store, device, suite.engine, position=1)
-        summary.ran += 1
-        if record["status"] == "failed":
-            summary.failed.append(f"{spec.describe()}: {record['failure']['reason']}")
-        bar.update(1)
-    bar.close()
-    return summary
+    try:
+        for outcome in executor.run(run_job, jobs):
+            run_id = RunSpec.model_validate(outcome.job.spec).run_id
+            bar.update(1)
+            if outcome.error is None:
+                try:
+                    record = read_record(store.path(run_id))
+                except (ValueError, OSError) as exc:
+                    outcome = Outcome(outcome.job, f"the job ended but its record is unreadable: "
+                                                   f"{exc}")
+            if outcome.error is not None:
+                tqdm.write(f"run {describe[run_id]} ({run_id}) ended without a record:\n"
+                           f"{outcome.error}", file=sys.stderr)
+                last = outcome.error.strip().splitlines()[-1]
+                summary.failed.append(f"{describe[run_id]}: crashed, no record (rerun the sweep "
+                                      f"to retry it): {last}")
+                summary.crashed += 1
+                continue
+            summary.ran += 1
+            if record["status"] == "failed":
+                summary.failed.append(f"{describe[run_id]}: {record['failure']['reason']}")
+    finally:
+        bar.close()

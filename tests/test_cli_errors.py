@@ -53,3 +53,14 @@ def test_no_traceback_through_the_real_entry_point(write_suite):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown method 'nope'" in proc.stderr
+
+
+def test_method_configuration_error_stops_before_training(write_suite, tmp_path, capsys):
+    """cnn9 cannot take 8x8 images: one line before any run trains, nothing written."""
+    text = GOOD.replace("methods: [{name: ce, hparams: {network: mlp, epochs: 1}}]",
+                        "methods: [{name: ce, hparams: {network: mlp, epochs: 1}}, "
+                        "{name: coteaching, hparams: {network: cnn9, epochs: 1}}]")
+    code = main(["run", str(write_suite(text)), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cnn9" in err[0], err
+    assert not (tmp_path / "results" / "errs").exists()

@@ -1,0 +1,241 @@
+"""Executors: where a sweep's pending runs execute, behind one interface.
+
+`serial` runs them one after another in this process; `local` in a pool of worker processes on this
+machine, each pinned to one device slot; `slurm` (harness/slurm.py) as one Slurm job array. All
+take the same job function and plain-data jobs, and yield one `Outcome` per job as it ends. The
+outcome carries no result: the record the job wrote is the result, because the store is the only
+state a sweep shares, and a job on another machine can hand back nothing else reliably. `error`
+says why a job ended without a record (a crash, a dead worker, a cancelled Slurm job); such a run
+stays pending, so rerunning the sweep retries it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import torch
+
+from harness.config import ExecutorEntry
+from harness.engine import resolve_device
+from harness.errors import ConfigError
+
+JobFn = Callable[..., Any]
+
+
+class RunJob(NamedTuple):
+    """One run as plain data, so it pickles to a spawned worker or a Slurm job: `fn(*job)`.
+
+    `device` is the suite's device name ("auto", "cpu", "cuda"); the executor replaces it with the
+    slot a run gets where it executes. `threads` caps torch's CPU threads in that process.
+    """
+
+    spec: dict[str, Any]
+    options: dict[str, Any]
+    results_dir: str
+    device: str
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A job that ended: `error` is None when it ended normally (its record says how it went)."""
+
+    job: RunJob
+    error: str | None = None
+
+
+class Executor(Protocol):
+    """Runs `fn(*job)` for every job, yielding each job's outcome as soon as it ends."""
+
+    def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]: ...
+
+
+def describe_error(exc: BaseException) -> str:
+    """The full traceback (a worker's remote one included), so a crash can be debugged from it."""
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
+class SerialExecutor:
+    """One run after another in this process: simplest to debug, and it reuses the sweep's data."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
+        for job in jobs:
+            try:
+                fn(*job._replace(device=str(self.device)))
+            except Exception as exc:  # noqa: BLE001 - one crashed run must not end the sweep
+                yield Outcome(job, describe_error(exc))
+            else:
+                yield Outcome(job)
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (Slurm and taskset restrict them), not the machine's total."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def device_slots(device: torch.device, entry: ExecutorEntry) -> list[str]:
+    """One device per worker: on CUDA `runs_per_device` slots per GPU, dealt round-robin so a
+    smaller pool still spreads over every GPU; on the CPU `workers` (default 2) slots."""
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        gpus = [device.index] if device.index is not None else list(range(count))
+        slots = [f"cuda:{gpu}" for _ in range(entry.runs_per_device) for gpu in gpus]
+        return slots[: entry.workers or len(slots)]
+    return [device.type] * (entry.workers or 2)
+
+
+def _watch_parent(parent: int) -> None:
+    """A worker whose sweep process died exits too, instead of waiting forever for more runs.
+
+    Its unfinished run has no record, so rerunning the sweep redoes it (from its checkpoint).
+    """
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _exit_on_term(signum: int, frame: Any) -> None:
+    sys.exit(1)  # unwinds, so a half-written record's temporary file is removed
+
+
+def _worker(slot: str, threads: int, parent: int, fn: JobFn, conn: Connection) -> None:
+    """Run the jobs the sweep process sends over `conn` on one device slot, until a `None`.
+
+    Ctrl-C is the sweep process's to handle (it stops the workers). Torch gets a fair share of the
+    CPU threads, because with every worker on all cores a small machine runs 10-50x slower.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_term)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    torch.set_num_threads(threads)
+    if slot.startswith("cuda"):
+        torch.cuda.set_device(torch.device(slot))
+    for index, job in iter(conn.recv, None):
+        try:
+            fn(*job._replace(device=slot))
+        except Exception as exc:  # noqa: BLE001 - the sweep goes on; the outcome says why
+            conn.send((index, describe_error(exc)))
+        else:
+            conn.send((index, None))
+
+
+@dataclass
+class _Worker:
+    """One worker process, its own pipe, and the job it holds (None: idle or done)."""
+
+    slot: str
+    process: BaseProcess
+    conn: Connection
+    index: int | None = None
+
+
+class LocalExecutor:
+    """A pool of spawned worker processes on this machine, each pinned to one device slot.
+
+    Spawned, not forked: forking a process that has touched torch (threads, CUDA) is unsafe. Each
+    worker lives for the whole sweep, so its data cache serves every run it gets. Every worker has
+    a pipe of its own, so no lock is shared: a worker that dies (killed, out of memory) loses only
+    the run it held, which ends with an error and stays pending for the next sweep, and a fresh
+    worker takes its slot. Stopping the sweep (Ctrl-C) stops the workers.
+    """
+
+    def __init__(self, slots: list[str], threads: int) -> None:
+        self.slots, self.threads = slots, threads
+
+    def _spawn(self, ctx: Any, slot: str, fn: JobFn) -> _Worker:
+        conn, child = ctx.Pipe()
+        process = ctx.Process(target=_worker, daemon=True,
+                              args=(slot, self.threads, os.getpid(), fn, child))
+        process.start()
+        child.close()
+        return _Worker(slot, process, conn)
+
+    @staticmethod
+    def _hand_out(worker: _Worker, jobs: Sequence[RunJob], todo: list[int]) -> None:
+        worker.index = todo.pop() if todo else None
+        try:
+            worker.conn.send(None if worker.index is None else (worker.index, jobs[worker.index]))
+        except OSError:
+            pass  # it died: its sentinel says so, and its job is reported as lost
+
+    @staticmethod
+    def _collect(worker: _Worker, jobs: Sequence[RunJob]) -> Outcome | None:
+        """The outcome of the worker's job if it has ended: its report, or its worker's death."""
+        try:
+            if worker.conn.poll():
+                index, error = worker.conn.recv()
+                worker.index = None
+                return Outcome(jobs[index], error)
+        except (EOFError, OSError):
+            pass
+        if worker.process.is_alive() or worker.index is None:
+            return None
+        index, worker.index = worker.index, None
+        return Outcome(jobs[index], f"its worker process died (exit code "
+                                    f"{worker.process.exitcode}: killed, or out of memory?)")
+
+    def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
+        if not jobs:
+            return
+        ctx = multiprocessing.get_context("spawn")
+        todo = list(range(len(jobs)))[::-1]
+        workers: list[_Worker] = []
+        try:
+            for slot in self.slots:
+                workers.append(self._spawn(ctx, slot, fn))
+                self._hand_out(workers[-1], jobs, todo)
+            while busy := [w for w in workers if w.index is not None]:
+                wait([handle for w in busy for handle in (w.conn, w.process.sentinel)])
+                for worker in busy:
+                    outcome = self._collect(worker, jobs)
+                    if outcome is None:
+                        continue
+                    yield outcome
+                    if not worker.process.is_alive() and todo:
+                        workers[workers.index(worker)] = worker = self._spawn(ctx, worker.slot, fn)
+                    self._hand_out(worker, jobs, todo)
+        except BaseException:  # Ctrl-C, or the caller stopped early: runs cut short are redone
+            for worker in workers:
+                worker.process.terminate()
+            raise
+        finally:
+            for worker in workers:
+                worker.process.join()
+                worker.conn.close()
+
+
+def make_executor(entry: ExecutorEntry, device: str, folder: Path, job_name: str) -> Executor:
+    """The executor a suite asks for; errors in its settings surface here, before any run starts.
+
+    `folder` is where the `slurm` executor keeps its scripts, logs and job ids.
+    """
+    if entry.kind == "slurm":
+        if importlib.util.find_spec("submitit") is None:
+            raise ConfigError("executor 'slurm' needs submitit: pip install -e '.[slurm]'")
+        from harness.slurm import SlurmExecutor
+
+        return SlurmExecutor(entry, Path(entry.log_dir) if entry.log_dir else folder, job_name)
+    resolved = resolve_device(device)
+    if entry.kind == "local":
+        slots = device_slots(resolved, entry)
+        return LocalExecutor(slots, max(1, available_cpus() // len(slots)))
+    return SerialExecutor(resolved)

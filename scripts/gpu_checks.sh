@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every GPU check of the fast-path issue in one call on the device machine (see README "GPU").
+# Needs device_data/cifar10_subset.npz (copied from ../shared/data/cifar10_subset, carried).
+# Writes its tables under $OUT (default: reports/gpu).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-reports/gpu}
+mkdir -p "$OUT"
+pip install -q --no-deps -e . >/dev/null 2>&1 || true
+nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
+python run_bench.py perf benchmarks/perf_cifar10.yaml --epochs 3 --compare --device cuda \
+    --set engine.neighbour_backend=torch --out "$OUT" 2>&1 | tee "$OUT/perf.log"
+for path in fast plain; do
+  extra=()
+  if [ "$path" = plain ]; then
+    extra=(--set engine.amp=false --set engine.channels_last=false --set engine.cudnn_benchmark=false)
+  fi
+  python run_bench.py run benchmarks/fastpath_accuracy.yaml --device cuda --no-progress \
+      --set engine.neighbour_backend=torch --set "results_dir=$OUT/results_$path" \
+      --set "reports_dir=$OUT/reports_$path" "${extra[@]}" 2>&1 | tee "$OUT/accuracy_$path.log"
+done

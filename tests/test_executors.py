@@ -1,0 +1,148 @@
+"""Executors: local workers match serial, get their device slot and thread share; crashes are
+reported without a record and retried; a missing Slurm is a clear error before anything changes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import runner
+from harness.config import ExecutorEntry, expand, load_suite
+from harness.errors import ConfigError
+from harness.executors import (
+    LocalExecutor,
+    RunJob,
+    SerialExecutor,
+    device_slots,
+    make_executor,
+)
+from harness.runner import run_sweep
+from harness.store import Store
+
+SUITE = """
+name: tiny
+datasets: [{name: synthetic, options: {n_train: 192, n_test: 96, num_classes: 4, size: 8}}]
+noise: [{model: sym, ratios: [0.4]}]
+methods:
+  - {name: ce, hparams: {network: mlp, epochs: 3, batch_size: 32, lr: 0.05}}
+seeds: [0, 1, 2]
+engine: {progress: false}
+"""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny in-process runs: one thread is faster, and much faster on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _epochs(store: Store) -> dict[str, list]:
+    return {r["run_id"]: [(e["test_acc"], e["losses"]) for e in r["epochs"]]
+            for r in store.load()[0]}
+
+
+def test_local_with_two_workers_matches_serial(write_suite, tmp_path, monkeypatch):
+    suite = load_suite(write_suite(SUITE))
+    specs = expand(suite)
+    serial, local = Store(tmp_path / "serial"), Store(tmp_path / "local")
+    # Bitwise equality holds at equal thread counts: 1 here, and each of 2 workers on 2 cores.
+    monkeypatch.setattr("harness.executors.available_cpus", lambda: 2)
+    run_sweep(suite, specs, serial, device_name="cpu")
+    suite = load_suite(write_suite(SUITE), ["executor.kind=local", "executor.workers=2"])
+    summary = run_sweep(suite, specs, local, device_name="cpu")
+    assert (summary.ran, summary.failed) == (3, [])
+    assert _epochs(local) == _epochs(serial) and len(_epochs(serial)) == 3
+
+
+def _probe(spec: dict, options: dict, results_dir: str, device: str, threads: int | None) -> None:
+    """A job that reports where it ran (imported by the spawned workers from this module); job 2
+    kills its worker, as the out-of-memory killer would."""
+    if spec["n"] == 2:
+        os._exit(9)
+    out = Path(results_dir) / f"{spec['n']}.json"
+    out.write_text(json.dumps({"device": device, "threads": torch.get_num_threads(),
+                               "pid": os.getpid()}))
+
+
+def test_local_workers_take_a_slot_and_a_share_of_the_threads_and_survive_a_death(tmp_path):
+    jobs = [RunJob({"n": n}, {}, str(tmp_path), "auto") for n in range(5)]
+    outcomes = list(LocalExecutor(["cpu", "cpu"], threads=1).run(_probe, jobs))
+    assert sorted(o.job.spec["n"] for o in outcomes) == [0, 1, 2, 3, 4]
+    assert {o.job.spec["n"]: o.error is None for o in outcomes} == \
+        {0: True, 1: True, 2: False, 3: True, 4: True}  # the others went on
+    assert "worker process died" in next(o.error for o in outcomes if o.job.spec["n"] == 2)
+    seen = [json.loads((tmp_path / f"{n}.json").read_text()) for n in (0, 1, 3, 4)]
+    assert {s["device"] for s in seen} == {"cpu"} and {s["threads"] for s in seen} == {1}
+    assert os.getpid() not in {s["pid"] for s in seen}
+
+
+def test_device_slots_spread_runs_over_gpus(monkeypatch):
+    assert device_slots(torch.device("cpu"), ExecutorEntry(kind="local")) == ["cpu", "cpu"]
+    assert device_slots(torch.device("cpu"), ExecutorEntry(kind="local", workers=3)) == ["cpu"] * 3
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    entry = ExecutorEntry(kind="local", runs_per_device=2)
+    assert device_slots(torch.device("cuda"), entry) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert device_slots(torch.device("cuda"), entry.model_copy(update={"workers": 3})) == \
+        ["cuda:0", "cuda:1", "cuda:0"]
+    assert device_slots(torch.device("cuda:1"), entry) == ["cuda:1", "cuda:1"]
+
+
+def _boom(spec: dict, *rest: object) -> None:
+    if spec["n"] == 1:
+        raise OSError("disk on fire")
+
+
+def test_serial_executor_turns_a_crash_into_an_outcome():
+    jobs = [RunJob({"n": n}, {}, "", "cpu") for n in range(3)]
+    outcomes = list(SerialExecutor(torch.device("cpu")).run(_boom, jobs))
+    assert [o.error is None for o in outcomes] == [True, False, True]
+    assert "OSError: disk on fire" in outcomes[1].error and "Traceback" in outcomes[1].error
+
+
+def test_crashed_run_has_no_record_the_sweep_goes_on_and_a_rerun_retries_it(
+        write_suite, tmp_path, monkeypatch, capsys):
+    suite = load_suite(write_suite(SUITE))
+    specs = expand(suite)
+    store = Store(tmp_path / "results" / "tiny")
+    real_run_one = runner.run_one
+
+    def flaky(spec, *args, **kwargs):
+        if spec.run_id == specs[1].run_id:
+            raise OSError("disk on fire")
+        return real_run_one(spec, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_one", flaky)
+    summary = run_sweep(suite, specs, store, device_name="cpu")
+    assert (summary.ran, summary.crashed) == (2, 1)
+    assert "crashed, no record" in summary.failed[0] and "disk on fire" in summary.failed[0]
+    assert "OSError: disk on fire" in capsys.readouterr().err
+    assert not store.path(specs[1].run_id).exists()
+    monkeypatch.setattr(runner, "run_one", real_run_one)
+    again = run_sweep(suite, specs, store, device_name="cpu")
+    assert (again.ran, again.skipped, again.crashed) == (1, 2, 0)
+    assert store.path(specs[1].run_id).exists()
+
+
+def test_slurm_without_sbatch_is_one_clear_error_and_nothing_changes(write_suite, tmp_path,
+                                                                      monkeypatch):
+    results = tmp_path / "results" / "tiny"
+    results.mkdir(parents=True)
+    (results / "0123456789ab.json").write_text("{}")  # unreadable: would be moved aside
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    suite = load_suite(write_suite(SUITE), ["executor.kind=slurm"])
+    with pytest.raises(ConfigError, match="sbatch|submitit"):
+        run_sweep(suite, expand(suite), Store(results), device_name="cpu")
+    assert [p.name for p in results.iterdir()] == ["0123456789ab.json"]
+
+
+def test_local_asking_for_a_missing_gpu_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA"):
+        make_executor(ExecutorEntry(kind="local"), "cuda", tmp_path, "x")
