@@ -144,6 +144,12 @@ def cmd_perf(args: argparse.Namespace) -> int:
     table = run_perf(suite, args.epochs, args.compare, args.device, Path(args.out))
     print(table.to_string(index=False))
     print(f"written: {Path(args.out) / f'perf_{suite.name}.md'}")
+    if args.concurrency:
+        from harness.perf import concurrency
+
+        counts = [int(c) for c in args.concurrency.split(",")]
+        print(concurrency(suite, counts, args.epochs, args.device, Path(args.out))
+              .to_string(index=False))
     return 0
 
 
@@ -189,6 +195,8 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--set", action="append", metavar="KEY=VALUE")
     perf.add_argument("--device", choices=["auto", "cpu", "cuda"])
     perf.add_argument("--out", default="reports/perf", help="where the table goes")
+    perf.add_argument("--concurrency", metavar="N,N,...",
+                      help="also time N copies of the first run sharing the device, e.g. 1,2,4")
     perf.set_defaults(func=cmd_perf)
     lst = sub.add_parser("list", help="methods, datasets, noise models and networks")
     lst.set_defaults(func=cmd_list)

@@ -10,6 +10,8 @@ speed claims are ratios measured on the same machine in the same process.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -72,6 +74,49 @@ def time_method(spec: RunSpec, data: DataCache, device: torch.device, options: E
         peak_mem_gb=None if peak is None else round(peak, 2),
         test_acc=fit.epochs[-1]["test_acc"], switches=",".join(on) or "none",
     )
+
+
+def _concurrent_run(spec: dict, options: dict, epochs: int, device: str, threads: int) -> int:
+    """One of N runs sharing the device (a spawned process): the training images it processed."""
+    torch.set_num_threads(threads)
+    run = RunSpec.model_validate(spec)
+    data = DataCache()
+    engine = Engine(data.dataset(run), data.noisy(run), run.seed, torch.device(device),
+                    EngineOptions.model_validate(options), noise_rate_hint=run.noise["ratio"],
+                    noise_model=run.noise["model"])
+    fit = engine.fit(get_method(run.method["name"]), {**run.method["hparams"], "epochs": epochs})
+    return fit.images_seen
+
+
+def concurrency(suite: Suite, counts: list[int], epochs: int, device_name: str | None,
+                out_dir: Path) -> pd.DataFrame:
+    """Total training throughput of 1, 2, 4... copies of the suite's first run sharing one device.
+
+    This is what `runs_per_device` buys: small recipes leave a big GPU idle between kernel
+    launches, and concurrent runs fill those gaps. Each count starts its processes together and
+    divides all their training images by the wall time until the last one ends (start-up and
+    data loading included, as a sweep pays them too).
+    """
+    device = resolve_device(device_name or suite.device)
+    spec = expand(suite)[0]
+    options = suite.engine.model_copy(update={"progress": False}).model_dump()
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for count in counts:
+        threads = max(1, (os.cpu_count() or 1) // count)
+        start = time.perf_counter()
+        with context.Pool(count) as pool:
+            seen = pool.starmap(_concurrent_run, [(spec.model_dump(), options, epochs,
+                                                   str(device), threads)] * count)
+        wall = time.perf_counter() - start
+        rows.append({"method": spec.method["name"], "concurrent_runs": count,
+                     "wall_s": round(wall, 2), "total_images_per_s": round(sum(seen) / wall, 1),
+                     "per_run_images_per_s": round(sum(seen) / wall / count, 1)})
+        print(f"{count} concurrent run(s): {rows[-1]['total_images_per_s']} images/s in total")
+    table = pd.DataFrame(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / f"concurrency_{suite.name}.csv", table.to_csv(index=False))
+    return table
 
 
 def run_perf(suite: Suite, epochs: int, compare: bool, device_name: str | None,

@@ -8,7 +8,7 @@ OUT=${OUT:-reports/gpu}
 mkdir -p "$OUT"
 pip install -q --no-deps -e . >/dev/null 2>&1 || true
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
-python run_bench.py perf benchmarks/perf_cifar10.yaml --epochs 3 --compare --device cuda \
+python run_bench.py perf benchmarks/perf_cifar10.yaml --epochs 3 --compare --concurrency 1,2,4 --device cuda \
     --set engine.neighbour_backend=torch --out "$OUT" 2>&1 | tee "$OUT/perf.log"
 for path in fast plain; do
   extra=()

@@ -1,0 +1,84 @@
+"""The fast path computes what the plain path computes (CPU checks; the GPU timings live in
+`run_bench.py perf`): same losses on a fixed batch within bf16 tolerance, identical results with
+channels_last, and the perf command's table as a smoke test (no timing asserts)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from data.datasets import load_dataset
+from data.noise import apply_noise
+from harness.cli import main
+from harness.config import EngineOptions
+from harness.engine import Engine
+from harness.plan import EpochPlan
+from methods.base import get as get_method
+
+SMALL = {
+    "ce": {"network_options": {"width": 8}, "batch_size": 16},
+    "ssr": {"network_options": {"width": 8}, "batch_size": 16, "k": 5},
+    "coteaching": {"network_options": {"width": 0.125}, "batch_size": 16},
+}
+
+
+def first_step_losses(method: str, amp: bool, channels_last: bool) -> dict[str, float]:
+    """One training step of `method` from a fixed seed, on CIFAR-shaped synthetic data."""
+    data = load_dataset("synthetic", n_train=64, n_test=16, num_classes=4, size=32, channels=3,
+                        augment="crop_flip")
+    noisy = apply_noise("sym", data, 0.5, seed=0)
+    engine = Engine(data, noisy, 0, torch.device("cpu"), EngineOptions(progress=False),
+                    noise_rate_hint=0.5, noise_model="sym")
+    engine.switches["channels_last"] = channels_last
+    engine.views.channels_last = channels_last
+    engine.ctx.amp_dtype = torch.bfloat16 if amp else None
+    cls = get_method(method)
+    network = {"ce": "preact_resnet18", "ssr": "preact_resnet18", "coteaching": "cnn9"}[method]
+    hp = cls.HParams.model_validate({"epochs": 1, "network": network, **SMALL[method]})
+    instance = cls(engine.ctx, hp)
+    plan = instance.begin_epoch(0)
+    losses, _ = engine._train_epoch(instance, EpochPlan(plan.streams, steps=1))
+    return losses
+
+
+@pytest.mark.parametrize("method", sorted(SMALL))
+def test_bf16_autocast_gives_the_same_losses_within_bf16_tolerance(method):
+    plain = first_step_losses(method, amp=False, channels_last=False)
+    fast = first_step_losses(method, amp=True, channels_last=False)
+    assert plain.keys() == fast.keys()
+    for key in plain:
+        assert fast[key] == pytest.approx(plain[key], rel=0.05, abs=0.02), key
+
+
+@pytest.mark.parametrize("method", sorted(SMALL))
+def test_channels_last_gives_the_same_losses(method):
+    plain = first_step_losses(method, amp=False, channels_last=False)
+    fast = first_step_losses(method, amp=False, channels_last=True)
+    for key in plain:
+        assert fast[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-5), key
+
+
+def test_perf_command_prints_a_table_for_every_method_and_path(write_suite, tmp_path, capsys):
+    suite = write_suite("""
+name: perfsmoke
+datasets: [{name: synthetic, options: {n_train: 64, n_test: 16, num_classes: 4, size: 32,
+                                       channels: 3, augment: crop_flip}}]
+noise: [{model: sym, ratios: [0.5]}]
+methods:
+  - {name: ce, hparams: {network_options: {width: 8}, batch_size: 32}}
+  - {name: ssr, hparams: {network_options: {width: 8}, batch_size: 32, k: 5}}
+  - {name: coteaching, hparams: {network_options: {width: 0.125}, batch_size: 32}}
+""")
+    out = tmp_path / "perf"
+    assert main(["perf", str(suite), "--epochs", "2", "--compare", "--device", "cpu",
+                 "--out", str(out), "--concurrency", "1,2"]) == 0
+    table = (out / "perf_perfsmoke.csv").read_text().splitlines()
+    assert table[0].startswith("method,path,epoch_s,train_s,selection_s,eval_s,images_per_s")
+    rows = [line.split(",")[:2] for line in table[1:]]
+    assert sorted(rows) == sorted([[m, p] for m in ("ce", "ssr", "coteaching")
+                                   for p in ("plain", "fast")])
+    assert "speedup_vs_plain" in table[0]
+    assert "perf of suite 'perfsmoke' on cpu" in (out / "perf_perfsmoke.md").read_text()
+    shared = (out / "concurrency_perfsmoke.csv").read_text().splitlines()
+    assert [line.split(",")[1] for line in shared[1:]] == ["1", "2"]
+    assert all(float(line.split(",")[3]) > 0 for line in shared[1:])
