@@ -7,7 +7,6 @@ all a user sees when a suite points at the wrong folder.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 
 from data.cifar import CIFAR10, CIFAR100, load_cifar
 from data.dataset import Dataset
-from data.errors import DataError
+from data.errors import DataError, did_you_mean
 from data.idx import read_idx_folder
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -40,12 +39,6 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {}
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A ' (did you mean X?)' hint for the closest valid name, or '' when none is close."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def keyword_options(func: Callable[..., Any]) -> tuple[str, ...]:
@@ -227,14 +220,15 @@ def _npz_labels(array: np.ndarray, key: str, path: Path, count: int) -> np.ndarr
 
 
 def _npz_file(root: str | None, path: str | None) -> Path:
-    if root is not None and path is not None and Path(root) != Path(path):
-        raise DataError(f"dataset 'npz' got both root={root!r} and path={path!r}; pass only one")
-    chosen = path if path is not None else root
-    if chosen is None:
-        raise DataError("dataset 'npz' needs its file; pass --set dataset.root=FILE.npz")
-    file = Path(chosen).expanduser()
+    """The file is the data itself, so it is an option (part of the run id), never a root."""
+    if root is not None:
+        raise DataError("dataset 'npz' takes its file as options.path, not root: pass "
+                        "--set dataset.options.path=FILE.npz")
+    if path is None:
+        raise DataError("dataset 'npz' needs its file; pass --set dataset.options.path=FILE.npz")
+    file = Path(path).expanduser()
     if not file.is_file():
-        raise DataError(f"npz file {file} does not exist; pass --set dataset.root=FILE.npz")
+        raise DataError(f"npz file {file} does not exist; pass --set dataset.options.path=FILE.npz")
     return file
 
 

@@ -21,12 +21,11 @@ import numpy as np
 
 from data.dataset import Dataset
 from data.datasets import (
-    did_you_mean,
     is_non_negative_number,
     keyword_options,
     reject_unknown_options,
 )
-from data.errors import DataError
+from data.errors import DataError, did_you_mean
 
 
 @dataclass(frozen=True)

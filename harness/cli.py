@@ -145,9 +145,15 @@ def cmd_perf(args: argparse.Namespace) -> int:
     print(table.to_string(index=False))
     print(f"written: {Path(args.out) / f'perf_{suite.name}.md'}")
     if args.concurrency:
+        from harness.errors import ConfigError
         from harness.perf import concurrency
 
-        counts = [int(c) for c in args.concurrency.split(",")]
+        try:
+            counts = [int(c) for c in args.concurrency.split(",")]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1:
+            raise ConfigError(f"--concurrency '{args.concurrency}': give run counts such as 1,2,4")
         print(concurrency(suite, counts, args.epochs, args.device, Path(args.out))
               .to_string(index=False))
     return 0

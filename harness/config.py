@@ -148,11 +148,17 @@ class RunSpec(BaseModel):
     noise: dict[str, Any]
     method: dict[str, Any]
     seed: int
+    engine: dict[str, Any] | None = None
 
     @property
     def run_id(self) -> str:
-        """Hash of the canonical spec. The dataset root is left out: moving data keeps results."""
-        body = self.model_dump()
+        """Hash of the canonical spec. The dataset root is left out: moving data keeps results.
+
+        `engine` is set only for engine switches that change the numbers (`amp: false`, fp32
+        where the default is bf16 autocast on CUDA), so a fp32 rerun of a bf16 sweep is new runs
+        and the two never share a leaderboard cell; defaults leave it out of the hash.
+        """
+        body = self.model_dump(exclude_none=True)
         body["dataset"] = {k: v for k, v in body["dataset"].items() if k != "root"}
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
@@ -329,5 +335,6 @@ def expand(suite: Suite) -> list[RunSpec]:
                                    "options": nz.options},
                             method={"name": method.name, "hparams": hparams},
                             seed=seed,
+                            engine=None if suite.engine.amp else {"amp": False},
                         ))
     return specs

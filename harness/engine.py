@@ -10,6 +10,7 @@ of the epoch, so a step costs no host sync.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -113,6 +114,35 @@ def score_diagnostics(diag: Diagnostics | None, noisy: torch.Tensor,
     return {k: round(float(v), 6) for k, v in out.items()}
 
 
+def _device_network(num_classes: int, image_shape: tuple[int, int, int], device: torch.device,
+                    switches: dict[str, bool], compile_mode: str, name: str,
+                    **options: Any) -> torch.nn.Module:
+    """A registered network on the run's device, with the engine's layout and compile switches."""
+    c, h, _ = image_shape
+    net = build_network(name, num_classes, c, h, **options).to(device)
+    if switches["channels_last"]:
+        net = net.to(memory_format=torch.channels_last)
+    if switches["compile"]:
+        net.features = torch.compile(net.features, mode=compile_mode)
+        net.forward = torch.compile(net.forward, mode=compile_mode)
+    return net
+
+
+@torch.no_grad()
+def _feature_pass(views: _Views, autocast: Callable[[], Any], default_batch: int,
+                  fn: Callable[[torch.Tensor], Any], view: str = "weak",
+                  batch_size: int | None = None) -> Any:
+    """Apply `fn` to every training image in index order (the method sets train/eval mode)."""
+    size = batch_size or default_batch
+    outs: list[Any] = []
+    with autocast():
+        for start in range(0, len(views.x_train), size):
+            outs.append(fn(views.make(views.x_train[start:start + size], view)))
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat([o[i] for o in outs]).float() for i in range(len(outs[0])))
+    return torch.cat(outs).float()
+
+
 class Engine:
     """Runs one method on one noisy dataset; see the module docstring for the epoch anatomy."""
 
@@ -146,36 +176,17 @@ class Engine:
             noise_rate_hint=noise_rate_hint,
             rng=self.rng,
             generator=self.method_gen,
-            network=self._network,
-            features=self._features,
-            neighbour_index=lambda feats: NeighbourIndex.build(
-                feats, backend=options.neighbour_backend),
+            network=functools.partial(_device_network, dataset.num_classes, dataset.image_shape,
+                                      device, self.switches, options.compile_mode),
+            features=None,  # set below: it needs the context's autocast
+            neighbour_index=functools.partial(NeighbourIndex.build,
+                                              backend=options.neighbour_backend),
             amp_dtype=torch.bfloat16 if self.switches["amp_bf16"] else None,
         )
-
-    def _network(self, name: str, **options: Any) -> torch.nn.Module:
-        c, h, _ = self.dataset.image_shape
-        net = build_network(name, self.dataset.num_classes, c, h, **options).to(self.device)
-        if self.switches["channels_last"]:
-            net = net.to(memory_format=torch.channels_last)
-        if self.switches["compile"]:
-            net.features = torch.compile(net.features, mode=self.options.compile_mode)
-            net.forward = torch.compile(net.forward, mode=self.options.compile_mode)
-        return net
-
-    @torch.no_grad()
-    def _features(self, fn: Callable[[torch.Tensor], Any], view: str = "weak",
-                  batch_size: int | None = None) -> Any:
-        """Apply `fn` to every training image in index order (the method sets train/eval mode)."""
-        size = batch_size or self.options.eval_batch_size
-        outs: list[Any] = []
-        with self.ctx.autocast():
-            for start in range(0, len(self.views.x_train), size):
-                x = self.views.make(self.views.x_train[start:start + size], view)
-                outs.append(fn(x))
-        if isinstance(outs[0], tuple):
-            return tuple(torch.cat([o[i] for o in outs]).float() for i in range(len(outs[0])))
-        return torch.cat(outs).float()
+        # Partials of module functions over the views (images only), not bound methods of the
+        # engine: nothing reachable from the context leads to the clean labels.
+        self.ctx.features = functools.partial(_feature_pass, self.views, self.ctx.autocast,
+                                              options.eval_batch_size)
 
     @torch.no_grad()
     def evaluate(self, method: Method) -> float:

@@ -4,8 +4,7 @@ The CLI catches these (and `data.errors.DataError`) and prints the message alone
 a missing folder never surfaces as a traceback from deep inside torch.
 """
 
-import difflib
-from collections.abc import Iterable
+from data.errors import did_you_mean
 
 
 class NlbenchError(Exception):
@@ -16,11 +15,5 @@ class ConfigError(NlbenchError):
     """A suite, an override or a command-line flag that is not valid."""
 
 
-class RecordError(NlbenchError):
-    """A stored run record that cannot be read (corrupt, truncated, wrong schema)."""
-
-
-def nearest(word: str, options: Iterable[str]) -> str:
-    """A ' (did you mean X?)' hint for the closest valid option, or '' when none is close."""
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+nearest = did_you_mean
+"""A ' (did you mean X?)' hint for the closest valid option (shared with the data layer)."""

@@ -9,6 +9,7 @@ has to reach into a network's layers.
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -19,15 +20,15 @@ from torch import Tensor, nn
 from harness.errors import ConfigError, nearest
 
 
-class FeatureNet(nn.Module):
+class FeatureNet(nn.Module, ABC):
     """Base of every registered network: a feature extractor followed by one linear classifier."""
 
     feature_dim: int
     classifier: nn.Linear
 
+    @abstractmethod
     def features(self, x: Tensor) -> Tensor:
         """The penultimate, pooled feature, shape (batch, feature_dim)."""
-        raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))

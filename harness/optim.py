@@ -44,7 +44,7 @@ class CoteachingSchedule(LRScheduler):
     def get_lr(self) -> list[float]:
         e = self._official_epoch()
         factor = 1.0 if e < self.decay_start else \
-            (self.epochs - e) / (self.epochs - self.decay_start)
+            max(0, self.epochs - e) / max(1, self.epochs - self.decay_start)
         return [base * factor for base in self.base_lrs]
 
     def step(self, epoch: int | None = None) -> None:

@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 
 from harness.config import EngineOptions, RunSpec, Suite, expand
-from harness.engine import Engine, resolve_device
-from harness.runner import DataCache
+from harness.engine import resolve_device
+from harness.runner import DataCache, engine_for
 from harness.store import write_atomic
 from methods.base import get as get_method
 
@@ -57,8 +57,7 @@ def time_method(spec: RunSpec, data: DataCache, device: torch.device, options: E
     """Run `epochs` epochs of one spec and summarise the steady-state epoch."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    engine = Engine(data.dataset(spec), data.noisy(spec), spec.seed, device, options,
-                    noise_rate_hint=spec.noise["ratio"], noise_model=spec.noise["model"])
+    engine = engine_for(spec, data, device, options)
     hparams = {**spec.method["hparams"], "epochs": epochs}
     fit = engine.fit(get_method(spec.method["name"]), hparams, describe=f"perf {path}")
     steady = fit.epochs[1:] or fit.epochs
@@ -80,10 +79,8 @@ def _concurrent_run(spec: dict, options: dict, epochs: int, device: str, threads
     """One of N runs sharing the device (a spawned process): the training images it processed."""
     torch.set_num_threads(threads)
     run = RunSpec.model_validate(spec)
-    data = DataCache()
-    engine = Engine(data.dataset(run), data.noisy(run), run.seed, torch.device(device),
-                    EngineOptions.model_validate(options), noise_rate_hint=run.noise["ratio"],
-                    noise_model=run.noise["model"])
+    engine = engine_for(run, DataCache(), torch.device(device),
+                        EngineOptions.model_validate(options))
     fit = engine.fit(get_method(run.method["name"]), {**run.method["hparams"], "epochs": epochs})
     return fit.images_seen
 

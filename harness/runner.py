@@ -27,6 +27,7 @@ from data.datasets import load_dataset
 from data.noise import NoisyLabels, apply_noise
 from harness.config import EngineOptions, RunSpec, Suite
 from harness.engine import Engine, FitResult, RunFailed, resolve_device
+from harness.errors import ConfigError
 from harness.executors import Executor, Outcome, RunJob, SerialExecutor, make_executor
 from harness.store import SCHEMA, Store, read_record
 from methods.base import get as get_method
@@ -114,7 +115,7 @@ def make_record(spec: RunSpec, noisy: NoisyLabels, device: torch.device, wall: f
         "suite": spec.suite,
         "status": "failed" if failure else "ok",
         "failure": {"reason": failure.reason, "epoch": failure.epoch} if failure else None,
-        "spec": spec.model_dump(),
+        "spec": spec.model_dump(exclude_none=True),
         "recipe": hashlib.sha256(hparams.encode()).hexdigest()[:8],
         "env": environment(device),
         "noise": {"model": noisy.model, "nominal_ratio": noisy.nominal_ratio,
@@ -130,12 +131,18 @@ def make_record(spec: RunSpec, noisy: NoisyLabels, device: torch.device, wall: f
     }
 
 
+def engine_for(spec: RunSpec, data: DataCache, device: torch.device,
+               options: EngineOptions) -> Engine:
+    """The engine of one run: its data, its noise, its seed, and the noise-rate hint."""
+    return Engine(data.dataset(spec), data.noisy(spec), spec.seed, device, options,
+                  noise_rate_hint=spec.noise["ratio"], noise_model=spec.noise["model"])
+
+
 def run_one(spec: RunSpec, data: DataCache, store: Store, device: torch.device,
             options: EngineOptions, position: int = 0) -> dict[str, Any]:
     """Train one run and write its record (ok or failed); returns the record."""
-    dataset, noisy = data.dataset(spec), data.noisy(spec)
-    engine = Engine(dataset, noisy, spec.seed, device, options,
-                    noise_rate_hint=spec.noise["ratio"], noise_model=spec.noise["model"])
+    noisy = data.noisy(spec)
+    engine = engine_for(spec, data, device, options)
     checkpoint = store.checkpoint_path(spec.run_id) if options.checkpoint_every else None
     start = time.perf_counter()
     try:
@@ -198,11 +205,12 @@ def check_method(spec: RunSpec, data: DataCache) -> None:
     """Build the run's method once on the CPU, so that its configuration errors (a network too
     large for the images, k above N, a forget rate it cannot know) stop the sweep before any
     training, as bad data and noise do, instead of failing every run hours later."""
-    engine = Engine(data.dataset(spec), data.noisy(spec), spec.seed, torch.device("cpu"),
-                    EngineOptions(progress=False), noise_rate_hint=spec.noise["ratio"],
-                    noise_model=spec.noise["model"])
+    engine = engine_for(spec, data, torch.device("cpu"), EngineOptions(progress=False))
     method_cls = get_method(spec.method["name"])
-    method_cls(engine.ctx, method_cls.HParams.model_validate(spec.method["hparams"]))
+    try:
+        method_cls(engine.ctx, method_cls.HParams.model_validate(spec.method["hparams"]))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{spec.describe()}: {exc}") from None
 
 
 def run_sweep(suite: Suite, specs: list[RunSpec], store: Store, retry_failed: bool = False,

@@ -69,6 +69,18 @@ def queue_states() -> dict[str, str] | None:
     return dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
 
 
+def _queue_states_or_stop(tries: int = 5) -> dict[str, str]:
+    """The queue before submitting: without it, jobs still running from an earlier sweep would
+    look finished and their runs would be submitted twice, so a silent squeue stops the sweep."""
+    for attempt in range(tries):
+        states = queue_states()
+        if states is not None:
+            return states
+        time.sleep(2 ** attempt)
+    raise ConfigError("squeue did not answer; nothing was submitted (check the Slurm controller "
+                      "with `squeue`, then rerun the same command)")
+
+
 def _stamp(path: Path) -> tuple[int, int] | None:
     """Identity of a record file: a rewrite (atomic, so a new inode) changes it."""
     try:
@@ -142,7 +154,7 @@ class SlurmExecutor:
     def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
         if not jobs:
             return
-        ledger, states = self._ledger(), queue_states() or {}
+        ledger, states = self._ledger(), _queue_states_or_stop()
         waiting: list[_Pending] = []
         new: dict[str, _Pending] = {}
         for job in jobs:

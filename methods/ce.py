@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 
 from harness.optim import OptimizerName, ScheduleName, make_optimizer, make_schedule
 from harness.plan import Batch, EpochPlan, Stream
@@ -23,17 +24,26 @@ class CrossEntropy(Method):
     """
 
     class HParams(MethodHParams):
-        epochs: int = 300
+        """`milestones` are the epochs where `multistep` multiplies the lr by 0.1."""
+
+        epochs: int = Field(300, ge=1)
         network: str = "preact_resnet18"
         optimizer: OptimizerName = "sgd"
-        lr: float = 0.02
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
+        lr: float = Field(0.02, gt=0)
+        momentum: float = Field(0.9, ge=0)
+        weight_decay: float = Field(5e-4, ge=0)
         schedule: ScheduleName = "cosine"
-        eta_min_ratio: float = 1 / 50
-        decay_start: int = 80
-        batch_size: int = 128
+        eta_min_ratio: float = Field(1 / 50, ge=0)
+        decay_start: int = Field(80, ge=0)
+        milestones: tuple[int, ...] = ()
+        batch_size: int = Field(128, ge=1)
         view: Literal["weak", "none"] = "weak"
+
+        @model_validator(mode="after")
+        def _milestones_for_multistep(self):
+            if self.schedule == "multistep" and not self.milestones:
+                raise ValueError("schedule 'multistep' needs milestones, e.g. [150, 225]")
+            return self
 
     def __init__(self, ctx, hp: HParams) -> None:
         super().__init__(ctx, hp)
@@ -41,7 +51,7 @@ class CrossEntropy(Method):
         self.optimizer = make_optimizer(self.net.parameters(), hp.optimizer, hp.lr, hp.momentum,
                                         hp.weight_decay)
         self.schedule = make_schedule(self.optimizer, hp.schedule, hp.epochs, hp.eta_min_ratio,
-                                      decay_start=hp.decay_start)
+                                      milestones=hp.milestones, decay_start=hp.decay_start)
 
     def begin_epoch(self, epoch: int) -> EpochPlan:
         stream = Stream(self.ctx.train_indices, self.ctx.noisy_labels, views=(self.hp.view,),

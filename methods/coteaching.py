@@ -44,6 +44,9 @@ class Coteaching(SmallLossTwoNetworks):
        both networks see the same batch; ties break by batch order (stable sort).
     Inputs are normalised with the dataset mean/std by the engine, where the official code feeds
     [0, 1] pixels; the first conv and BN absorb a per-channel affine map, so this is cosmetic.
+    Epoch length: one full pass of the shuffled training set (drop_last). The official loop also
+    stops after 401 iterations (`num_iter_per_epoch` 400, `if i > 400: break`), which changes
+    nothing on CIFAR (390 batches) but cuts MNIST's 468 batches to 401; we do not cut.
 
     Scored network: net 1. Diagnostics: the samples net 1 trained on (net 2's picks).
     """

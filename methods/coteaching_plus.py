@@ -44,7 +44,8 @@ class CoteachingPlus(Coteaching):
     * the 5000-step gate reads epoch x batch index, not a global step (kept).
     * networks: the official code uses a LeNet-style CNN on CIFAR-10 and a 6-conv CNN on CIFAR-100;
       the default here is Co-teaching's `cnn9`, so the two methods compare on one architecture.
-    * Q1 (plain mean, not mean / num_remember), Q2, Q4, Q5: as Co-teaching.
+    * Q1 (plain mean, not mean / num_remember), Q2, Q4, Q5, normalised inputs and full-pass
+      epochs (no 401-iteration cut): as Co-teaching.
 
     Scored network: net 1. Diagnostics: the samples net 1 trained on (after warm-up, net 2's
     small-loss picks among the disagreeing samples).

@@ -58,7 +58,7 @@ class JoCoR(SmallLossTwoNetworks):
       `cnn9`, so the Co-teaching family compares on one architecture.
     * scoring: the paper reports the mean test accuracy of the two networks over epochs >= 190;
       the engine scores one `predict`, network 1.
-    * Q2, Q4, Q5 as Co-teaching. There is no Q1 here: the official loss is already a plain mean.
+    * Q2, Q4, Q5, normalised inputs and full-pass epochs (no 401-iteration cut) as Co-teaching. There is no Q1 here: the official loss is already a plain mean.
 
     Diagnostics: the joint selection (the samples both networks trained on).
     """

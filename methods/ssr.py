@@ -15,7 +15,6 @@ Each epoch, in the official order (spec ssr §5; `main_cifar_simple.py` of MrChe
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from pydantic import Field

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Every GPU check of the fast-path issue in one call on the device machine (see README "GPU").
-# Needs device_data/cifar10_subset.npz (copied from ../shared/data/cifar10_subset, carried).
-# Writes its tables under $OUT (default: reports/gpu).
+# Carry device_data/ (cifar10_subset.npz copied from ../shared/data/cifar10_subset) and .whl/ (the
+# wheels of pydantic, pydantic-core, annotated-types, typing-inspection, typing-extensions and
+# tqdm for the device's Python, fetched as the device README says). Tables go under $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-reports/gpu}
 mkdir -p "$OUT"
-pip install -q --no-deps -e . >/dev/null 2>&1 || true
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+fi
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
 python run_bench.py perf benchmarks/perf_cifar10.yaml --epochs 3 --compare --concurrency 1,2,4 --device cuda \
     --set engine.neighbour_backend=torch --out "$OUT" 2>&1 | tee "$OUT/perf.log"

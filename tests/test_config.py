@@ -124,3 +124,14 @@ def test_override_for_a_method_not_in_the_suite(write_suite):
     text = BASE.replace("ratios: [0.2, 0.5]}", "ratios: [0.2, 0.5], hparams: {ssr: {k: 5}}}")
     with pytest.raises(ConfigError, match=r"noise\[0\]\.hparams: 'ssr' is not a method"):
         expand(load_suite(write_suite(text)))
+
+
+def test_fp32_runs_are_not_the_default_runs(write_suite):
+    """amp changes the numbers on CUDA: an fp32 rerun must not reuse bf16 records."""
+    path = write_suite(BASE)
+    default = expand(load_suite(path))
+    fp32 = expand(load_suite(path, ["engine.amp=false"]))
+    assert {s.run_id for s in default}.isdisjoint(s.run_id for s in fp32)
+    assert default[0].engine is None and fp32[0].engine == {"amp": False}
+    same = expand(load_suite(path, ["engine.channels_last=false"]))
+    assert [s.run_id for s in same] == [s.run_id for s in default]

@@ -240,7 +240,7 @@ def test_npz_detects_the_image_layout(tmp_path: Path, layout: str) -> None:
         nchw = nchw[:, :1]
     stored = {"NHWC": nchw.transpose(0, 2, 3, 1), "NCHW": nchw, "NHW": nchw[:, 0]}[layout]
     path = _save_npz(tmp_path / "mine.npz", stored, stored[:2])
-    data = load_dataset("npz", root=str(path))
+    data = load_dataset("npz", path=str(path))
     assert np.array_equal(data.x_train, nchw) and data.x_test.shape == (2, *nchw.shape[1:])
     assert (data.name, data.family, data.num_classes) == ("mine", "npz", 3)
 
@@ -256,26 +256,26 @@ def test_npz_keeps_classes_train_index_and_family(tmp_path: Path) -> None:
 
 def test_npz_validation_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
-        load_dataset("npz", root=str(tmp_path / "absent.npz"))
+        load_dataset("npz", path=str(tmp_path / "absent.npz"))
     with pytest.raises(DataError, match="needs its file"):
         load_dataset("npz")
     partial = tmp_path / "partial.npz"
     np.savez(partial, x_train=np.zeros((2, 4, 4), np.uint8), y_train=np.zeros(2, np.int64))
     with pytest.raises(DataError, match="lacks x_test, y_test"):
-        load_dataset("npz", root=str(partial))
+        load_dataset("npz", path=str(partial))
     floats = _save_npz(tmp_path / "floats.npz", np.zeros((3, 4, 4)), np.zeros((3, 4, 4)))
     with pytest.raises(DataError, match="expected uint8"):
-        load_dataset("npz", root=str(floats))
+        load_dataset("npz", path=str(floats))
     good = _save_npz(tmp_path / "good.npz", np.zeros((3, 4, 4), np.uint8),
                      np.zeros((3, 4, 4), np.uint8))
     with pytest.raises(DataError, match="augment"):
-        load_dataset("npz", root=str(good), augment="mixup")
+        load_dataset("npz", path=str(good), augment="mixup")
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "cifar10_subset").is_dir(),
                     reason="shared/data/cifar10_subset absent")
 def test_shared_cifar10_subset_loads_as_cifar10_family() -> None:
-    data = load_dataset("npz", root=str(SHARED / "data/cifar10_subset/cifar10_subset.npz"),
+    data = load_dataset("npz", path=str(SHARED / "data/cifar10_subset/cifar10_subset.npz"),
                         family="cifar10", augment="crop_flip")
     assert data.x_train.shape == (10000, 3, 32, 32) and data.x_test.shape == (2000, 3, 32, 32)
     assert data.y_train[:5].tolist() == [6, 9, 9, 4, 1] and data.classes[3] == "cat"
@@ -313,3 +313,9 @@ def test_synthetic_rejects_bad_values() -> None:
         load_dataset("synthetic", num_classes=1)
     with pytest.raises(DataError, match="separation"):
         load_dataset("synthetic", separation=-1.0)
+
+
+def test_npz_file_is_an_option_not_a_root(tmp_path):
+    """The file is the data: as an option it enters the run id, as a root it would not."""
+    with pytest.raises(DataError, match="options.path"):
+        load_dataset("npz", root=str(tmp_path / "x.npz"))

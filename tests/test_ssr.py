@@ -14,12 +14,12 @@ from data.errors import DataError
 from harness.config import Suite, expand, load_suite
 from harness.context import MethodContext
 from harness.errors import ConfigError
-from harness.networks import build_network
 from harness.neighbours import NeighbourIndex
+from harness.networks import build_network
 from harness.official_cli import parse_ssr_command
+from harness.plan import Stream
 from harness.runner import run_sweep
 from harness.sampling import StreamSampler, class_balanced_ids
-from harness.plan import Stream
 from harness.store import Store
 from methods.ssr import SSR, knn_vote, relabel, select
 

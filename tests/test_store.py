@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from harness.store import SCHEMA, Store, write_atomic
 
@@ -19,18 +22,16 @@ def test_write_and_load(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # no temporary left behind
 
 
-def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
+def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
     path = tmp_path / "x.json"
     write_atomic(path, "old")
 
-    class Boom:
-        def __str__(self):
-            raise RuntimeError("disk on fire")
+    def fsync_fails(fd):
+        raise OSError("disk on fire")
 
-    try:
-        write_atomic(path, Boom())  # type: ignore[arg-type]
-    except Exception:
-        pass
+    monkeypatch.setattr(os, "fsync", fsync_fails)
+    with pytest.raises(OSError, match="disk on fire"):
+        write_atomic(path, "new, half written")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
