@@ -4,7 +4,6 @@ and end-to-end runs through the harness (CPU, seconds)."""
 from __future__ import annotations
 
 import math
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -293,34 +292,6 @@ def test_coteaching_beats_ce_under_pairflip_45(write_suite, tmp_path):
 
 # ---- the paper suites on a tiny fake CIFAR folder ---------------------------------------------
 
-def write_pickle(path: Path, content: dict) -> None:
-    with path.open("wb") as handle:
-        pickle.dump(content, handle)
-
-
-def fake_cifar(root: Path, per_file: int = 10, test: int = 20) -> None:
-    rng = np.random.default_rng(0)
-
-    def batch(count: int, classes: int, fine: str) -> dict:
-        labels = (np.arange(count) % classes).tolist()
-        body = {"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8), fine: labels}
-        if fine == "fine_labels":
-            body["coarse_labels"] = [c // 5 for c in labels]
-        return body
-
-    c10 = root / "cifar-10-batches-py"
-    c10.mkdir(parents=True)
-    for i in range(1, 6):
-        write_pickle(c10 / f"data_batch_{i}", batch(per_file, 10, "labels"))
-    write_pickle(c10 / "test_batch", batch(test, 10, "labels"))
-    write_pickle(c10 / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
-    c100 = root / "cifar-100-python"
-    c100.mkdir()
-    write_pickle(c100 / "train", batch(5 * per_file, 100, "fine_labels"))
-    write_pickle(c100 / "test", batch(test, 100, "fine_labels"))
-    write_pickle(c100 / "meta", {"fine_label_names": [f"f{i}" for i in range(100)]})
-
-
 SHRINK = ["seeds=[0]", "noise.1.ratios=[0.5]", "methods.hparams.epochs=1",
           "common.network_options={width: 0.0625}", "engine.progress=false"]
 
@@ -340,10 +311,9 @@ def test_paper_suite_validates_and_expands_without_data():
     assert {s.noise["seed"] for s in specs} == {0}
 
 
-def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(tmp_path):
-    fake_cifar(tmp_path / "data")
+def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(tmp_path, fake_cifar):
     suite = load_suite(BENCHMARKS / "coteaching_paper.yaml",
-                       [*SHRINK, f"dataset.root={tmp_path / 'data'}",
+                       [*SHRINK, f"dataset.root={fake_cifar}",
                         f"results_dir={tmp_path / 'results'}"])
     specs = expand(suite)
     assert len(specs) == 2 * 2 * 4

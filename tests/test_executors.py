@@ -34,15 +34,6 @@ engine: {progress: false}
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny in-process runs: one thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _epochs(store: Store) -> dict[str, list]:
     return {r["run_id"]: [(e["test_acc"], e["losses"]) for e in r["epochs"]]
             for r in store.load()[0]}

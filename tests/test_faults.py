@@ -34,15 +34,6 @@ engine: {progress: false, checkpoint_every: 5}
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny in-process runs: one thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @register("test_nan_after_epoch_0")
 class NanAfterEpoch0(CrossEntropy):
     """CE whose loss turns NaN from epoch 1 on: a diverging run, deterministic and cheap."""

@@ -3,7 +3,6 @@ the paper suites on a fake CIFAR folder, and the official command line."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -149,16 +148,7 @@ engine: {progress: false}
 """
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: on 2 busy cores, intra-op thread hand-offs cost more than the math (10x+)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_ssr_beats_ce_under_half_symmetric_noise(write_suite, tmp_path, one_thread):
+def test_ssr_beats_ce_under_half_symmetric_noise(write_suite, tmp_path):
     suite = load_suite(write_suite(SYNTHETIC))
     store = Store(tmp_path / "results" / suite.name)
     summary = run_sweep(suite, expand(suite), store, device_name="cpu")
@@ -171,36 +161,11 @@ def test_ssr_beats_ce_under_half_symmetric_noise(write_suite, tmp_path, one_thre
     assert set(ssr["epochs"][0]["losses"]) == {"loss", "loss_ce", "loss_fc"}
 
 
-def _fake_cifar(root: Path, train: int = 40, test: int = 20) -> None:
-    """The real pickle layout of both CIFARs with a few random 32x32 images."""
-    rng = np.random.default_rng(0)
-
-    def dump(path: Path, content: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(content))
-
-    def images(count: int) -> np.ndarray:
-        return rng.integers(0, 256, (count, 3072), dtype=np.uint8)
-
-    c10 = root / "cifar-10-batches-py"
-    for i in range(1, 6):
-        dump(c10 / f"data_batch_{i}", {"data": images(train // 5),
-                                       "labels": list(rng.integers(0, 10, train // 5))})
-    dump(c10 / "test_batch", {"data": images(test), "labels": list(rng.integers(0, 10, test))})
-    dump(c10 / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
-    c100 = root / "cifar-100-python"
-    for name, count in (("train", train), ("test", test)):
-        dump(c100 / name, {"data": images(count), "fine_labels": list(rng.integers(0, 100, count)),
-                           "coarse_labels": list(rng.integers(0, 20, count))})
-    dump(c100 / "meta", {"fine_label_names": [f"f{i}" for i in range(100)]})
-
-
 @pytest.mark.parametrize("name", PAPER_SUITES)
-def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(name, tmp_path, one_thread):
-    _fake_cifar(tmp_path / "data")
+def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(name, tmp_path, fake_cifar):
     small = {"network": "small_cnn", "epochs": 1}
     overrides = [
-        f"dataset.root={tmp_path / 'data'}", "seeds=[0]", "noise=[{model: sym, ratios: [0.5]}]",
+        f"dataset.root={fake_cifar}", "seeds=[0]", "noise=[{model: sym, ratios: [0.5]}]",
         f"methods.ssr.hparams={ {**small, 'k': 5} }", f"methods.ce.hparams={small}",
         "engine.progress=false", f"results_dir={tmp_path / 'results'}",
     ]
