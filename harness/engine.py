@@ -209,19 +209,38 @@ class Engine:
         totals: dict[str, torch.Tensor] = {}
         seen = 0
         for _ in range(steps):
-            batch = {}
-            for name, sampler in samplers.items():
-                stream = plan.streams[name]
-                ids = sampler.next_ids().to(self.device)
-                images = self.views.x_train[ids]
-                views = [self.views.make(images, v) for v in stream.views]
-                batch[name] = StreamBatch(ids, stream.labels[ids], views)
-                seen += len(ids) * len(views)
+            ids = {name: sampler.next_ids().to(self.device) for name, sampler in samplers.items()}
+            views = self._build_views(plan, ids)
+            batch = {name: StreamBatch(ids[name], plan.streams[name].labels[ids[name]],
+                                       views[name]) for name in plan.streams}
+            seen += sum(len(ids[name]) * len(views[name]) for name in plan.streams)
             with self.ctx.autocast():
                 losses = method.train_step(batch)
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0) + value.detach().float()
         return {k: float(v) / steps for k, v in totals.items()}, seen
+
+    def _build_views(self, plan: EpochPlan,
+                     ids: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+        """All views of one step, one augmentation call per view kind across every stream.
+
+        SSR asks for three strong views a step (two of the selected batch, one of the all-samples
+        batch); per-sample AutoAugment costs a fixed few hundred kernel launches a call whatever
+        the batch size, so one call on the concatenated images is cheaper than three, and every
+        image still draws its own augmentation.
+        """
+        requests: dict[str, list[tuple[str, int, torch.Tensor]]] = {}
+        for name, stream in plan.streams.items():
+            images = self.views.x_train[ids[name]]
+            for slot, view in enumerate(stream.views):
+                requests.setdefault(view, []).append((name, slot, images))
+        built = {name: [torch.empty(0)] * len(s.views) for name, s in plan.streams.items()}
+        for view, parts in requests.items():
+            made = self.views.make(torch.cat([images for _, _, images in parts]), view)
+            pieces = made.split([len(images) for _, _, images in parts])
+            for (name, slot, _), piece in zip(parts, pieces):
+                built[name][slot] = piece
+        return built
 
     def _save(self, path: Path, method: Method, epoch: int, epochs: list[dict[str, Any]]) -> None:
         state = {

@@ -82,3 +82,25 @@ methods:
     shared = (out / "concurrency_perfsmoke.csv").read_text().splitlines()
     assert [line.split(",")[1] for line in shared[1:]] == ["1", "2"]
     assert all(float(line.split(",")[3]) > 0 for line in shared[1:])
+
+
+def test_views_of_one_kind_are_built_in_one_call_and_differ_per_image(monkeypatch):
+    """SSR's three strong views a step come from one augmentation call, each image its own."""
+    data = load_dataset("synthetic", n_train=64, n_test=16, num_classes=4, size=32, channels=3,
+                        augment="crop_flip")
+    engine = Engine(data, apply_noise("sym", data, 0.5, seed=0), 0, torch.device("cpu"),
+                    EngineOptions(progress=False), noise_rate_hint=0.5, noise_model="sym")
+    cls = get_method("ssr")
+    method = cls(engine.ctx, cls.HParams.model_validate(
+        {"epochs": 1, "network": "preact_resnet18", **SMALL["ssr"]}))
+    plan = method.begin_epoch(0)
+    calls = []
+    make = engine.views.make
+    monkeypatch.setattr(engine.views, "make", lambda images, view: calls.append(
+        (view, len(images))) or make(images, view))
+    ids = {name: torch.arange(16) for name in plan.streams}
+    views = engine._build_views(plan, ids)
+    assert sorted(calls) == sorted([("strong", 16 * 3), ("weak", 16)])
+    first, second = views["labelled"]
+    assert first.shape == second.shape == (16, 3, 32, 32)
+    assert not torch.equal(first, second)  # two draws of the same images
