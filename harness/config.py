@@ -164,8 +164,10 @@ class RunSpec(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def describe(self) -> str:
-        ratio = self.noise["ratio"]
-        noise = f"{self.noise['model']}" + ("" if ratio is None else f" {ratio:g}")
+        ratio, options = self.noise["ratio"], self.noise["options"]
+        shown = f"{ratio:g}" if ratio is not None else \
+            ",".join(f"{k}={v}" for k, v in options.items() if k != "file")
+        noise = f"{self.noise['model']} {shown}".strip()
         return f"{self.method['name']} | {self.dataset['name']} | {noise} | seed {self.seed}"
 
 
