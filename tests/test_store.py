@@ -56,3 +56,9 @@ def test_wrong_schema_and_mismatched_id_are_problems(tmp_path):
     problems = dict((p.name, m) for p, m in store.load()[1])
     assert "schema 99" in problems["a.json"]
     assert "does not match" in problems["b.json"]
+
+
+def test_records_are_readable_by_others(tmp_path):
+    """Cluster users share results folders: a record must not stay private like mkstemp's file."""
+    path = Store(tmp_path).write(_record("abc"))
+    assert path.stat().st_mode & 0o777 == 0o644
