@@ -29,9 +29,7 @@ def _report(results: Path, out: Path) -> tuple[object, list[tuple[Path, str]]]:
 
         raise ConfigError(f"no run records in '{results}' (run a suite first: "
                           "python run_bench.py run benchmarks/quick.yaml)")
-    ok = [r for r in records if r["status"] == "ok"]
-    failed = [r for r in records if r["status"] != "ok"]
-    paths = build_report(ok, out, failed=failed, problems=[(str(p), m) for p, m in problems])
+    paths = build_report(records, out, problems=[(str(p), m) for p, m in problems])
     return paths, problems
 
 

@@ -45,11 +45,16 @@ class MethodContext:
     def train_indices(self) -> torch.Tensor:
         return torch.arange(self.num_train, device=self.noisy_labels.device)
 
-    @contextlib.contextmanager
-    def autocast(self) -> Iterator[None]:
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
         """Mixed precision when the engine enabled it (bf16 on CUDA), a no-op otherwise."""
-        if self.amp_dtype is None:
+        return autocast_for(self.device, self.amp_dtype)
+
+
+@contextlib.contextmanager
+def autocast_for(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """torch.autocast to `dtype` on `device`, or nothing when `dtype` is None (fp32)."""
+    if dtype is None:
+        yield
+    else:
+        with torch.autocast(device.type, dtype=dtype):
             yield
-        else:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype):
-                yield

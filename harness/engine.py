@@ -27,7 +27,7 @@ from data.dataset import Dataset
 from data.noise import NoisyLabels
 from harness.augment import make_view
 from harness.config import EngineOptions
-from harness.context import MethodContext
+from harness.context import MethodContext, autocast_for
 from harness.neighbours import NeighbourIndex
 from harness.networks import build_network
 from harness.plan import EpochPlan, StreamBatch
@@ -167,6 +167,9 @@ class Engine:
         self.clean = torch.from_numpy(dataset.y_train).long().to(device)
         self.noisy = torch.from_numpy(noisy.labels).long().to(device)
         self.y_test = torch.from_numpy(dataset.y_test).long().to(device)
+        amp_dtype = torch.bfloat16 if self.switches["amp_bf16"] else None
+        # Partials of module functions over the views (images only), not bound methods of the
+        # engine: nothing reachable from the context leads to the clean labels.
         self.ctx = MethodContext(
             num_classes=dataset.num_classes,
             image_shape=dataset.image_shape,
@@ -178,15 +181,13 @@ class Engine:
             generator=self.method_gen,
             network=functools.partial(_device_network, dataset.num_classes, dataset.image_shape,
                                       device, self.switches, options.compile_mode),
-            features=None,  # set below: it needs the context's autocast
+            features=functools.partial(_feature_pass, self.views,
+                                       functools.partial(autocast_for, device, amp_dtype),
+                                       options.eval_batch_size),
             neighbour_index=functools.partial(NeighbourIndex.build,
                                               backend=options.neighbour_backend),
-            amp_dtype=torch.bfloat16 if self.switches["amp_bf16"] else None,
+            amp_dtype=amp_dtype,
         )
-        # Partials of module functions over the views (images only), not bound methods of the
-        # engine: nothing reachable from the context leads to the clean labels.
-        self.ctx.features = functools.partial(_feature_pass, self.views, self.ctx.autocast,
-                                              options.eval_batch_size)
 
     @torch.no_grad()
     def evaluate(self, method: Method) -> float:
