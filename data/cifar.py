@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from data.dataset import Dataset
-from data.errors import DataError
+from nlbench.data.dataset import Dataset
+from nlbench.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,10 @@ def _split(
         images.append(_images(content, path))
         labels.append(np.asarray(_field(content, layout.label_key, path), dtype=np.int64))
         if len(labels[-1]) != len(images[-1]):
-            raise DataError(f"CIFAR file {path} has {len(images[-1])} images but "
-                            f"{len(labels[-1])} labels; re-download the dataset")
+            raise DataError(
+                f"CIFAR file {path} has {len(images[-1])} images but "
+                f"{len(labels[-1])} labels; re-download the dataset"
+            )
         if layout is CIFAR100:
             coarse.append(np.asarray(_field(content, "coarse_labels", path), dtype=np.int64))
     merged_coarse = np.concatenate(coarse) if coarse else None
@@ -139,8 +141,9 @@ def load_cifar(layout: _Layout, root: str | Path | None) -> Dataset:
     """The full CIFAR train and test sets, in the standard order (the one CIFAR-N labels follow)."""
     folder = _resolve(layout, root)
     meta_path = folder / layout.meta_file
-    classes = tuple(str(c) for c in _field(_unpickle(meta_path, layout),
-                                           layout.names_key, meta_path))
+    classes = tuple(
+        str(c) for c in _field(_unpickle(meta_path, layout), layout.names_key, meta_path)
+    )
     x_train, y_train, coarse_train = _split(layout, folder, layout.train_files)
     x_test, y_test, _ = _split(layout, folder, (layout.test_file,))
     return Dataset(

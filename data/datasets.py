@@ -15,15 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from data.cifar import CIFAR10, CIFAR100, load_cifar
-from data.dataset import Dataset
-from data.errors import DataError, did_you_mean
-from data.idx import read_idx_folder
+from nlbench.data.cifar import CIFAR10, CIFAR100, load_cifar
+from nlbench.data.dataset import Dataset
+from nlbench.data.idx import read_idx_folder
+from nlbench.errors import DataError, did_you_mean
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 AUGMENTS = ("crop_flip", "none")
 
@@ -47,8 +55,9 @@ def keyword_options(func: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
-def reject_unknown_options(kind: str, name: str, given: Iterable[str],
-                           allowed: tuple[str, ...]) -> None:
+def reject_unknown_options(
+    kind: str, name: str, given: Iterable[str], allowed: tuple[str, ...]
+) -> None:
     """Fail on the first option the entry does not take: a typo must never run the default."""
     for option in given:
         if option not in allowed:
@@ -222,8 +231,10 @@ def _npz_labels(array: np.ndarray, key: str, path: Path, count: int) -> np.ndarr
 def _npz_file(root: str | None, path: str | None) -> Path:
     """The file is the data itself, so it is an option (part of the run id), never a root."""
     if root is not None:
-        raise DataError("dataset 'npz' takes its file as options.path, not root: pass "
-                        "--set dataset.options.path=FILE.npz")
+        raise DataError(
+            "dataset 'npz' takes its file as options.path, not root: pass "
+            "--set dataset.options.path=FILE.npz"
+        )
     if path is None:
         raise DataError("dataset 'npz' needs its file; pass --set dataset.options.path=FILE.npz")
     file = Path(path).expanduser()
@@ -233,8 +244,9 @@ def _npz_file(root: str | None, path: str | None) -> Path:
 
 
 @_register("npz")
-def _npz(root: str | None, *, path: str | None = None, family: str = "npz",
-         augment: str = "none") -> Dataset:
+def _npz(
+    root: str | None, *, path: str | None = None, family: str = "npz", augment: str = "none"
+) -> Dataset:
     """Your own arrays: an .npz with x_train, y_train, x_test, y_test [, train_index, classes].
 
     `family` names the label space so that class maps and CIFAR-N apply to a subset (family
@@ -251,8 +263,10 @@ def _npz(root: str | None, *, path: str | None = None, family: str = "npz",
     with archive:
         missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in archive]
         if missing:
-            raise DataError(f"npz file {file} lacks {', '.join(missing)}; it needs x_train, "
-                            "y_train, x_test and y_test")
+            raise DataError(
+                f"npz file {file} lacks {', '.join(missing)}; it needs x_train, "
+                "y_train, x_test and y_test"
+            )
         x_train = _npz_images(archive["x_train"], "x_train", file)
         x_test = _npz_images(archive["x_test"], "x_test", file)
         y_train = _npz_labels(archive["y_train"], "y_train", file, len(x_train))
@@ -260,8 +274,10 @@ def _npz(root: str | None, *, path: str | None = None, family: str = "npz",
         train_index = archive.get("train_index")
         names = archive.get("classes")
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise DataError(f"npz file {file}: train images {x_train.shape[1:]} and test images "
-                        f"{x_test.shape[1:]} differ in shape")
+        raise DataError(
+            f"npz file {file}: train images {x_train.shape[1:]} and test images "
+            f"{x_test.shape[1:]} differ in shape"
+        )
     if train_index is not None:
         train_index = _npz_labels(train_index, "train_index", file, len(x_train))
     num_classes = int(max(y_train.max(initial=-1), y_test.max(initial=-1))) + 1
@@ -270,8 +286,10 @@ def _npz(root: str | None, *, path: str | None = None, family: str = "npz",
     else:
         classes = tuple(str(c) for c in np.asarray(names).ravel())
         if len(classes) < num_classes:
-            raise DataError(f"npz file {file} names {len(classes)} classes but its labels reach "
-                            f"{num_classes - 1}")
+            raise DataError(
+                f"npz file {file} names {len(classes)} classes but its labels reach "
+                f"{num_classes - 1}"
+            )
     mean, std = channel_stats(x_train)
     return Dataset(
         name=file.stem,
@@ -295,9 +313,18 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 @_register("synthetic")
-def _synthetic(root: str | None, *, n_train: int = 1000, n_test: int = 500,
-               num_classes: int = 10, size: int = 8, channels: int = 1, seed: int = 0,
-               separation: float = 3.0, augment: str = "none") -> Dataset:
+def _synthetic(
+    root: str | None,
+    *,
+    n_train: int = 1000,
+    n_test: int = 500,
+    num_classes: int = 10,
+    size: int = 8,
+    channels: int = 1,
+    seed: int = 0,
+    separation: float = 3.0,
+    augment: str = "none",
+) -> Dataset:
     """Gaussian class clusters drawn as small images: instant, seeded data for tests and checks.
 
     Each class has a random centre of norm `separation` in pixel space and every image is its

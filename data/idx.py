@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import DataError
+from nlbench.errors import DataError
 
 # idx type byte -> big-endian numpy dtype (LeCun's format description).
 _IDX_TYPES = {

@@ -1,6 +1,6 @@
 """Label-noise models shared by every method: name -> seeded pure function, with a one-line doc.
 
-Papers mean different things by "50 % noise" (specs/noise.md, Pitfalls), so each model follows one
+Papers mean different things by "50 % noise" (see the README's noise table), so each model follows one
 named codebase's convention and says which; `NoisyLabels` records the realised rate next to the
 nominal ratio so tables never mix the two. Every model draws only from
 `np.random.default_rng(seed)`, never from global RNG state, so the same (dataset, model, ratio,
@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from data.dataset import Dataset
-from data.datasets import (
+from nlbench.data.dataset import Dataset
+from nlbench.data.datasets import (
     is_non_negative_number,
     keyword_options,
     reject_unknown_options,
 )
-from data.errors import DataError, did_you_mean
+from nlbench.errors import DataError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,9 @@ class NoiseModel:
 NOISE_MODELS: dict[str, NoiseModel] = {}
 
 
-def _register(name: str, takes_ratio: bool = True) -> Callable[[Callable[..., np.ndarray]],
-                                                             Callable[..., np.ndarray]]:
+def _register(
+    name: str, takes_ratio: bool = True
+) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     def wrap(generate: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         doc = (generate.__doc__ or "").strip().splitlines()[0]
         NOISE_MODELS[name] = NoiseModel(name, doc, generate, keyword_options(generate), takes_ratio)
@@ -74,8 +75,9 @@ def _register(name: str, takes_ratio: bool = True) -> Callable[[Callable[..., np
     return wrap
 
 
-def apply_noise(model: str, dataset: Dataset, ratio: float | None, seed: int,
-                **options: Any) -> NoisyLabels:
+def apply_noise(
+    model: str, dataset: Dataset, ratio: float | None, seed: int, **options: Any
+) -> NoisyLabels:
     """Noisy training labels for `dataset` under `model` at `ratio`, drawn from `seed` alone."""
     if model not in NOISE_MODELS:
         raise DataError(
@@ -97,8 +99,9 @@ def apply_noise(model: str, dataset: Dataset, ratio: float | None, seed: int,
     return summarise(model, clean, labels, num_classes, nominal)
 
 
-def summarise(model: str, clean: np.ndarray, labels: np.ndarray, num_classes: int,
-              nominal_ratio: float | None) -> NoisyLabels:
+def summarise(
+    model: str, clean: np.ndarray, labels: np.ndarray, num_classes: int, nominal_ratio: float | None
+) -> NoisyLabels:
     """Wrap noisy labels with their mask, realised rate and clean-by-noisy transition counts."""
     labels = np.asarray(labels, dtype=np.int64)
     mask = labels != clean
@@ -133,8 +136,10 @@ def _check_ratio(entry: NoiseModel, ratio: float | None) -> float | None:
 
 # ---- array-level building blocks: pure functions of labels, ratio and a Generator ----
 
-def resample_uniform(labels: np.ndarray, ratio: float, num_classes: int,
-                     rng: np.random.Generator) -> np.ndarray:
+
+def resample_uniform(
+    labels: np.ndarray, ratio: float, num_classes: int, rng: np.random.Generator
+) -> np.ndarray:
     """Exactly int(ratio*N) samples, chosen without replacement, get a label uniform over all C.
 
     DivideMix/SSR's procedure: the new label may equal the true one, so the flip rate is about
@@ -146,8 +151,9 @@ def resample_uniform(labels: np.ndarray, ratio: float, num_classes: int,
     return noisy
 
 
-def flip_to_other(labels: np.ndarray, ratio: float, num_classes: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def flip_to_other(
+    labels: np.ndarray, ratio: float, num_classes: int, rng: np.random.Generator
+) -> np.ndarray:
     """Each sample independently, with probability ratio, moves to a uniform *other* class.
 
     Equivalent to Co-teaching's per-sample multinomial over T = (1-r) on the diagonal and
@@ -158,8 +164,9 @@ def flip_to_other(labels: np.ndarray, ratio: float, num_classes: int,
     return np.where(flip, (labels + offsets) % num_classes, labels)
 
 
-def flip_by_map(labels: np.ndarray, ratio: float, targets: np.ndarray,
-                rng: np.random.Generator) -> np.ndarray:
+def flip_by_map(
+    labels: np.ndarray, ratio: float, targets: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Each sample independently, with probability ratio, moves to targets[label].
 
     This is the per-sample draw of Co-teaching/JoCoR's `multiclass_noisify` for a transition matrix
@@ -169,8 +176,9 @@ def flip_by_map(labels: np.ndarray, ratio: float, targets: np.ndarray,
     return np.where(flip, targets[labels], labels)
 
 
-def map_exact_count(labels: np.ndarray, ratio: float, targets: np.ndarray,
-                    rng: np.random.Generator) -> np.ndarray:
+def map_exact_count(
+    labels: np.ndarray, ratio: float, targets: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Exactly int(ratio*N) samples chosen from the whole set move to targets[label].
 
     DivideMix/SSR's asym: chosen samples of unmapped classes keep their label, so each source class
@@ -303,14 +311,15 @@ def _asym_superclass(dataset: Dataset, ratio: float, rng: np.random.Generator) -
         )
     coarse = np.asarray(dataset.coarse_train, dtype=np.int64)
     if coarse.shape != dataset.y_train.shape:
-        raise DataError(f"dataset '{dataset.name}' has {len(coarse)} coarse labels for "
-                        f"{len(dataset.y_train)} training labels")
+        raise DataError(
+            f"dataset '{dataset.name}' has {len(coarse)} coarse labels for "
+            f"{len(dataset.y_train)} training labels"
+        )
     targets = superclass_targets(dataset.y_train, coarse, dataset.num_classes)
     return flip_by_map(dataset.y_train, ratio, targets, rng)
 
 
-def truncated_normal(mean: float, sd: float, count: int,
-                     rng: np.random.Generator) -> np.ndarray:
+def truncated_normal(mean: float, sd: float, count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` draws of N(mean, sd) truncated to [0, 1], by rejection with the Generator.
 
     Rejection (as CORES does) keeps the draw a function of the seed alone: scipy's truncnorm would
@@ -326,13 +335,19 @@ def truncated_normal(mean: float, sd: float, count: int,
     return out
 
 
-def instance_dependent(labels: np.ndarray, images: np.ndarray, ratio: float, num_classes: int,
-                       rng: np.random.Generator, norm_std: float = 0.1) -> np.ndarray:
+def instance_dependent(
+    labels: np.ndarray,
+    images: np.ndarray,
+    ratio: float,
+    num_classes: int,
+    rng: np.random.Generator,
+    norm_std: float = 0.1,
+) -> np.ndarray:
     """Xia et al. 2020 (PTD) instance-dependent noise with mean flip rate ≈ ratio.
 
     q_i ~ TruncNormal(ratio, norm_std) on [0, 1]; W[c] ~ N(0, 1) of shape d x C, one per true
     class; p = x_i W[y_i], p[y_i] = -inf, p = q_i softmax(p), p[y_i] = 1 - q_i; draw from p.
-    Pitfall 10 of specs/noise.md: the result depends on x's layout and scale, so we fix them as
+    The result depends on x's layout and scale, so we fix them as
     the image flattened in CHW order (our storage order) and scaled to 0..1. Draw order: q, then
     one uniform per sample, then W[0], W[1], ... class by class, each applied to that class's
     samples at once.
@@ -358,8 +373,9 @@ def instance_dependent(labels: np.ndarray, images: np.ndarray, ratio: float, num
 
 
 @_register("instance")
-def _instance(dataset: Dataset, ratio: float, rng: np.random.Generator, *,
-              norm_std: float = 0.1) -> np.ndarray:
+def _instance(
+    dataset: Dataset, ratio: float, rng: np.random.Generator, *, norm_std: float = 0.1
+) -> np.ndarray:
     """Instance-dependent noise, mean flip rate ≈ r (Xia et al. 2020 PTD, as CORES reuses it).
 
     PTD convention with one projection per true class; `norm_std` is PTD's spread of the
@@ -367,8 +383,9 @@ def _instance(dataset: Dataset, ratio: float, rng: np.random.Generator, *,
     """
     if not is_non_negative_number(norm_std):
         raise DataError(f"instance option norm_std={norm_std!r} must be a number >= 0")
-    return instance_dependent(dataset.y_train, dataset.x_train, ratio, dataset.num_classes, rng,
-                              float(norm_std))
+    return instance_dependent(
+        dataset.y_train, dataset.x_train, ratio, dataset.num_classes, rng, float(norm_std)
+    )
 
 
 # key -> (family it belongs to, array name in the CIFAR-N file)
@@ -406,8 +423,14 @@ def _read_label_file(path: Path) -> dict[str, np.ndarray]:
 
 
 @_register("cifarn", takes_ratio=False)
-def _cifarn(dataset: Dataset, ratio: None, rng: np.random.Generator, *,
-            file: str | None = None, key: str | None = None) -> np.ndarray:
+def _cifarn(
+    dataset: Dataset,
+    ratio: None,
+    rng: np.random.Generator,
+    *,
+    file: str | None = None,
+    key: str | None = None,
+) -> np.ndarray:
     """Real human labels from a CIFAR-N file; the rate is read, not set (CIFAR-10N/100N).
 
     Rows are picked by dataset.train_index so subsets get their own images' labels, and the
@@ -416,15 +439,20 @@ def _cifarn(dataset: Dataset, ratio: None, rng: np.random.Generator, *,
     """
     if key not in CIFARN_KEYS:
         hint = did_you_mean(key, CIFARN_KEYS) if isinstance(key, str) else ""
-        raise DataError(f"cifarn needs option key= one of {', '.join(CIFARN_KEYS)} "
-                        f"(got {key!r}){hint}")
+        raise DataError(
+            f"cifarn needs option key= one of {', '.join(CIFARN_KEYS)} (got {key!r}){hint}"
+        )
     family, array_name = CIFARN_KEYS[key]
     if dataset.family != family:
-        raise DataError(f"CIFAR-N key '{key}' labels {family} but dataset '{dataset.name}' has "
-                        f"family '{dataset.family}'; pick a key for that family")
+        raise DataError(
+            f"CIFAR-N key '{key}' labels {family} but dataset '{dataset.name}' has "
+            f"family '{dataset.family}'; pick a key for that family"
+        )
     if file is None:
-        raise DataError("cifarn needs option file= the CIFAR-N label file "
-                        "(e.g. shared/data/cifar-n/cifar10n_labels.npz)")
+        raise DataError(
+            "cifarn needs option file= the CIFAR-N label file "
+            "(e.g. shared/data/cifar-n/cifar10n_labels.npz)"
+        )
     path = Path(file).expanduser()
     if not path.is_file():
         raise DataError(f"CIFAR-N file {path} does not exist; set the noise option file=PATH")
@@ -434,11 +462,14 @@ def _cifarn(dataset: Dataset, ratio: None, rng: np.random.Generator, *,
             raise DataError(f"CIFAR-N file {path} has no '{needed}'; is it the {family}N file?")
     clean_all = np.asarray(arrays["clean_label"], dtype=np.int64)
     noisy_all = np.asarray(arrays[array_name], dtype=np.int64)
-    rows = dataset.train_index if dataset.train_index is not None else np.arange(
-        len(dataset.y_train))
+    rows = (
+        dataset.train_index if dataset.train_index is not None else np.arange(len(dataset.y_train))
+    )
     if len(rows) and (rows.min() < 0 or rows.max() >= len(clean_all)):
-        raise DataError(f"dataset '{dataset.name}' train_index reaches {int(rows.max())} but "
-                        f"CIFAR-N file {path} has {len(clean_all)} labels")
+        raise DataError(
+            f"dataset '{dataset.name}' train_index reaches {int(rows.max())} but "
+            f"CIFAR-N file {path} has {len(clean_all)} labels"
+        )
     wrong = int((clean_all[rows] != dataset.y_train).sum())
     if wrong:
         raise DataError(
@@ -448,6 +479,7 @@ def _cifarn(dataset: Dataset, ratio: None, rng: np.random.Generator, *,
         )
     noisy = noisy_all[rows]
     if len(noisy) and (noisy.min() < 0 or noisy.max() >= dataset.num_classes):
-        raise DataError(f"CIFAR-N '{array_name}' in {path} has labels outside "
-                        f"0..{dataset.num_classes - 1}")
+        raise DataError(
+            f"CIFAR-N '{array_name}' in {path} has labels outside 0..{dataset.num_classes - 1}"
+        )
     return noisy

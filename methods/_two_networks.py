@@ -10,7 +10,7 @@ What the three methods have in common, all from Co-teaching's `main.py`:
 * Adam at lr 1e-3 with a linear decay and beta1 0.9 -> 0.1 from `decay_start` on;
 * 199 trained epochs of batch 128 without augmentation.
 
-Epoch indexing (spec Q3). The official loop is `for epoch in range(1, n_epoch)` with n_epoch = 200:
+Epoch indexing (`main.py:main`, its training loop). The official loop is `for epoch in range(1, n_epoch)` with n_epoch = 200:
 epoch 0 only evaluates the random initialisation, so 199 epochs are trained, and each reads
 `rate_schedule[epoch]`, `alpha_plan[epoch]` and `beta1_plan[epoch]` with epoch = 1..199. Our
 engine's epoch e (0-based) is the official epoch e + 1 throughout, which reproduces every
@@ -26,11 +26,11 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from harness.context import MethodContext
-from harness.errors import ConfigError
-from harness.optim import CoteachingSchedule, official_coteaching_schedule
-from harness.plan import EpochPlan, Stream
-from methods.base import Diagnostics, Method, MethodHParams
+from nlbench.errors import ConfigError
+from nlbench.methods.api import Diagnostics, Method, MethodHParams
+from nlbench.methods.api.context import MethodContext
+from nlbench.methods.api.plan import EpochPlan, Stream
+from nlbench.methods.toolkit.optim import CoteachingSchedule, official_coteaching_schedule
 
 
 def official_epoch(epoch: int) -> int:
@@ -45,21 +45,21 @@ def forget_rate_at(epoch: int, tau: float, num_gradual: int = 10, exponent: floa
     read at the official epoch e + 1. Computed as numpy's linspace computes it (i * step, the end
     point exact) so that `int((1 - rate) * B)` floors exactly as the official code's does.
 
-    The exponent quirk (spec §2) is kept: the code raises the *end point* to c and then jumps to
+    The exponent quirk (`main.py` l.112-135) is kept: the code raises the *end point* to c and then jumps to
     tau at T_k, whereas the paper's R(T) = 1 - tau * min(T^c / T_k, 1). Both agree for c = 1, the
     value of every main table.
     """
     t = official_epoch(epoch)
     if t >= num_gradual:
         return tau
-    top = tau ** exponent
+    top = tau**exponent
     if t == num_gradual - 1:
         return top
     return t * (top / (num_gradual - 1))
 
 
 def small_loss(losses: Tensor, forget_rate: float) -> Tensor:
-    """Positions of the int((1 - forget_rate) * n) smallest losses, smallest first (spec Q7).
+    """Positions of the int((1 - forget_rate) * n) smallest losses, smallest first (`loss.py:loss_coteaching`).
 
     The count floors as the official `int(remember_rate * len(batch))`. When it floors to 0 every
     position is kept, the patch Co-teaching+'s code applies; Co-teaching and JoCoR never reach it
@@ -104,12 +104,13 @@ class SmallLossTwoNetworks(Method):
         super().__init__(ctx, hp)
         self.hp: SmallLossHParams = hp
         self.tau = self.assumed_noise_rate(ctx, hp)
-        self.net1 = ctx.network(hp.network, **hp.network_options)
-        self.net2 = ctx.network(hp.network, **hp.network_options)
+        self.net1 = self.build_network()
+        self.net2 = self.build_network()
         self.forget_rate = 0.0
         self.epoch = 0
-        self.trained_net1 = torch.zeros(ctx.num_train, dtype=torch.bool,
-                                        device=ctx.noisy_labels.device)
+        self.trained_net1 = torch.zeros(
+            ctx.num_train, dtype=torch.bool, device=ctx.noisy_labels.device
+        )
 
     def assumed_noise_rate(self, ctx: MethodContext, hp: SmallLossHParams) -> float:
         """tau: `forget_rate` if set, else the nominal noise rate, which the paper assumes known."""
@@ -119,7 +120,8 @@ class SmallLossTwoNetworks(Method):
             raise ConfigError(
                 f"{self.name}: the forget rate defaults to the noise rate, which the paper assumes "
                 f"known, but noise model '{ctx.noise_model}' has no nominal ratio; set "
-                f"methods.{self.name}.hparams.forget_rate (e.g. an estimate of the noise rate)")
+                f"methods.{self.name}.hparams.forget_rate (e.g. an estimate of the noise rate)"
+            )
         return ctx.noise_rate_hint
 
     def schedule_for(self, optimizer: torch.optim.Optimizer) -> CoteachingSchedule:
@@ -131,8 +133,12 @@ class SmallLossTwoNetworks(Method):
         self.epoch = epoch
         self.forget_rate = forget_rate_at(epoch, self.tau, self.hp.num_gradual, self.hp.exponent)
         self.trained_net1.zero_()
-        stream = Stream(self.ctx.train_indices, self.ctx.noisy_labels, views=(self.hp.view,),
-                        batch_size=self.hp.batch_size)
+        stream = Stream(
+            self.ctx.train_indices,
+            self.ctx.noisy_labels,
+            views=(self.hp.view,),
+            batch_size=self.hp.batch_size,
+        )
         return EpochPlan(streams={"all": stream})
 
     def predict(self, images: Tensor) -> Tensor:

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.context import MethodContext
-from harness.plan import Batch
-from methods._two_networks import SmallLossHParams, SmallLossTwoNetworks, small_loss
-from methods.base import register
+from nlbench.methods._two_networks import SmallLossHParams, SmallLossTwoNetworks, small_loss
+from nlbench.methods.api import register
+from nlbench.methods.api.context import MethodContext
+from nlbench.methods.api.plan import Batch
 
 
 @register("coteaching")
@@ -28,7 +28,7 @@ class Coteaching(SmallLossTwoNetworks):
     sets `decay_start`), 199 trained epochs of batch 128, T_k = 10, c = 1, no augmentation, and
     tau = the nominal noise rate (`forget_rate` overrides it; real-world noise must set it).
 
-    Quirks of the official code (spec §9), each decided:
+    Quirks of the official code, each decided:
     Q1 loss scale: the code divides the selected samples' mean CE by num_remember once more; we
        use the plain mean (Adam is nearly scale-invariant, so only eps sees the difference).
     Q2 dropout: the code's functional dropout2d is a no-op under its PyTorch 0.3 and always on
@@ -61,8 +61,9 @@ class Coteaching(SmallLossTwoNetworks):
         self.schedule1 = self.schedule_for(self.optimizer1)
         self.schedule2 = self.schedule_for(self.optimizer2)
 
-    def cross_update(self, out1: Tensor, out2: Tensor, labels: Tensor,
-                     forget_rate: float) -> tuple[Tensor, Tensor, Tensor]:
+    def cross_update(
+        self, out1: Tensor, out2: Tensor, labels: Tensor, forget_rate: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Steps 4-7 on one batch of outputs: each net's loss on the other's small-loss picks.
 
         Returns net 1's loss, net 2's loss, and the positions net 1 trains on (net 2's picks).
@@ -76,7 +77,10 @@ class Coteaching(SmallLossTwoNetworks):
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         part = batch["all"]
         x, y = part.views[0], part.labels
-        loss1, loss2, trained1 = self.cross_update(self.net1(x), self.net2(x), y, self.forget_rate)
+        with self.autocast():
+            loss1, loss2, trained1 = self.cross_update(
+                self.net1(x), self.net2(x), y, self.forget_rate
+            )
         self.step(loss1, self.optimizer1)
         self.step(loss2, self.optimizer2)
         self.trained_net1[part.indices[trained1]] = True

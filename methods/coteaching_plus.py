@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from harness.context import MethodContext
-from harness.plan import Batch, EpochPlan
-from methods._two_networks import official_epoch
-from methods.base import register
-from methods.coteaching import Coteaching
+from nlbench.methods._two_networks import official_epoch
+from nlbench.methods.api import register
+from nlbench.methods.api.context import MethodContext
+from nlbench.methods.api.plan import Batch, EpochPlan
+from nlbench.methods.coteaching import Coteaching
 
 WARM_START_STEPS = 5000
 """Official `step < 5000`: below it, a batch without disagreement still trains on all samples."""
@@ -80,20 +80,22 @@ class CoteachingPlus(Coteaching):
         """Update by disagreement: the cross update on the samples the nets label differently."""
         part = batch["all"]
         x, y = part.views[0], part.labels
-        logits1, logits2 = self.net1(x), self.net2(x)
-        disagree = (logits1.argmax(1) != logits2.argmax(1)).nonzero().squeeze(1)
-        out1, out2 = logits1, logits2
-        if self.hp.double_softmax:
-            out1, out2 = F.softmax(logits1, dim=1), F.softmax(logits2, dim=1)
-        if len(disagree) > 0:
-            loss1, loss2, picks = self.cross_update(out1[disagree], out2[disagree], y[disagree],
-                                                    self.forget_rate)
-            trained1 = disagree[picks]
-        else:
-            gate = float(official_epoch(self.epoch) * self.batch_index < WARM_START_STEPS)
-            loss1 = F.cross_entropy(out1, y) * gate
-            loss2 = F.cross_entropy(out2, y) * gate
-            trained1 = torch.arange(len(y) if gate else 0, device=y.device)
+        with self.autocast():
+            logits1, logits2 = self.net1(x), self.net2(x)
+            disagree = (logits1.argmax(1) != logits2.argmax(1)).nonzero().squeeze(1)
+            out1, out2 = logits1, logits2
+            if self.hp.double_softmax:
+                out1, out2 = F.softmax(logits1, dim=1), F.softmax(logits2, dim=1)
+            if len(disagree) > 0:
+                loss1, loss2, picks = self.cross_update(
+                    out1[disagree], out2[disagree], y[disagree], self.forget_rate
+                )
+                trained1 = disagree[picks]
+            else:
+                gate = float(official_epoch(self.epoch) * self.batch_index < WARM_START_STEPS)
+                loss1 = F.cross_entropy(out1, y) * gate
+                loss2 = F.cross_entropy(out2, y) * gate
+                trained1 = torch.arange(len(y) if gate else 0, device=y.device)
         self.step(loss1, self.optimizer1)
         self.step(loss2, self.optimizer2)
         self.trained_net1[part.indices[trained1]] = True

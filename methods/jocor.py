@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from harness.context import MethodContext
-from harness.plan import Batch
-from methods._two_networks import SmallLossHParams, SmallLossTwoNetworks, small_loss
-from methods.base import register
+from nlbench.methods._two_networks import SmallLossHParams, SmallLossTwoNetworks, small_loss
+from nlbench.methods.api import register
+from nlbench.methods.api.context import MethodContext
+from nlbench.methods.api.plan import Batch
 
 ASYMMETRIC_MODELS = ("asym", "asym_superclass")
 """Noise models the official code would call `asymmetric`; its default forget rate halves there."""
@@ -25,8 +25,9 @@ def joint_loss(logits1: Tensor, logits2: Tensor, labels: Tensor, co_lambda: floa
     with p_k = softmax(logits_k). Neither side of either KL is detached: the co-regularisation
     pulls both networks towards each other, as the official `kl_loss_compute` does.
     """
-    ce = F.cross_entropy(logits1, labels, reduction="none") \
-        + F.cross_entropy(logits2, labels, reduction="none")
+    ce = F.cross_entropy(logits1, labels, reduction="none") + F.cross_entropy(
+        logits2, labels, reduction="none"
+    )
     logp1, logp2 = F.log_softmax(logits1, dim=1), F.log_softmax(logits2, dim=1)
     kl_12 = (logp1.exp() * (logp1 - logp2)).sum(1)
     kl_21 = (logp2.exp() * (logp2 - logp1)).sum(1)
@@ -84,9 +85,10 @@ class JoCoR(SmallLossTwoNetworks):
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         part = batch["all"]
         x, y = part.views[0], part.labels
-        losses = joint_loss(self.net1(x), self.net2(x), y, self.hp.co_lambda)
-        picks = small_loss(losses, self.forget_rate)
-        loss = losses[picks].mean()
+        with self.autocast():
+            losses = joint_loss(self.net1(x), self.net2(x), y, self.hp.co_lambda)
+            picks = small_loss(losses, self.forget_rate)
+            loss = losses[picks].mean()
         self.step(loss, self.optimizer)
         self.trained_net1[part.indices[picks]] = True
         return {"loss": loss.detach()}

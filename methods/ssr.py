@@ -1,6 +1,7 @@
 """SSR: Sample Selection and Relabelling (Feng, Tzimiropoulos, Patras, BMVC 2022).
 
-Each epoch, in the official order (spec ssr §5; `main_cifar_simple.py` of MrChenFeng/SSR_BMVC2022):
+Each epoch, in the official order (MrChenFeng/SSR_BMVC2022 `main_cifar.py`: `main` l.266-277, `evaluate`
+l.116-164, `train` l.43-97):
 
 1. feature pass: encoder + classifier in eval mode over every training image (weak view);
 2. relabel: a sample whose max softmax probability is > theta_r takes the predicted class, every
@@ -20,11 +21,21 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from harness.context import MethodContext
-from harness.errors import ConfigError
-from harness.optim import make_optimizer, make_schedule
-from harness.plan import Batch, EpochPlan, Stream, StreamBatch
-from methods.base import Diagnostics, Method, MethodHParams, register
+from nlbench.errors import ConfigError
+from nlbench.methods._ssr_command import SSR_COMMAND
+from nlbench.methods.api import (
+    Batch,
+    Diagnostics,
+    EpochPlan,
+    Method,
+    MethodContext,
+    MethodHParams,
+    Stream,
+    StreamBatch,
+    register,
+)
+from nlbench.methods.toolkit.networks import mlp_head
+from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
 
 
 def relabel(probs: Tensor, noisy: Tensor, theta_r: float) -> Tensor:
@@ -38,8 +49,7 @@ def relabel(probs: Tensor, noisy: Tensor, theta_r: float) -> Tensor:
     return torch.where(confidence > theta_r, prediction, noisy)
 
 
-def knn_vote(neighbours: Tensor, labels: Tensor, num_classes: int,
-             balanced: bool = True) -> Tensor:
+def knn_vote(neighbours: Tensor, labels: Tensor, num_classes: int, balanced: bool = True) -> Tensor:
     """Per-sample class scores (N, C) from the labels of its k neighbours, rows summing to 1.
 
     Each of the k neighbours (row i of `neighbours`, which includes i itself when the index was
@@ -59,8 +69,9 @@ def knn_vote(neighbours: Tensor, labels: Tensor, num_classes: int,
     return scores / scores.sum(dim=1, keepdim=True)
 
 
-def select(neighbours: Tensor, labels: Tensor, num_classes: int, theta_s: float,
-           balanced: bool = True) -> Tensor:
+def select(
+    neighbours: Tensor, labels: Tensor, num_classes: int, theta_s: float, balanced: bool = True
+) -> Tensor:
     """Clean mask: score[label] / max score >= theta_s (non-strict, as the official `>=`).
 
     With the default theta_s = 1 a sample is clean iff its (relabelled) label is the top class of
@@ -69,12 +80,6 @@ def select(neighbours: Tensor, labels: Tensor, num_classes: int, theta_s: float,
     scores = knn_vote(neighbours, labels, num_classes, balanced)
     own = scores.gather(1, labels[:, None]).squeeze(1)
     return own / scores.max(dim=1).values >= theta_s
-
-
-def mlp_head(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    """Linear -> BatchNorm1d -> ReLU -> Linear: SSR's projection and prediction heads (spec §2)."""
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                         nn.Linear(hidden, out_dim))
 
 
 def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
@@ -91,7 +96,7 @@ def negative_cosine(prediction: Tensor, target: Tensor) -> Tensor:
 class SSR(Method):
     """SSR (BMVC 2022): kNN selection + confidence relabelling; mixup CE + SimSiam consistency.
 
-    Faithful to the official CIFAR code rule for rule (spec ssr.md); defaults are its defaults.
+    Faithful to the official CIFAR code rule for rule (MrChenFeng/SSR_BMVC2022 `main_cifar.py`); defaults are its defaults.
     Where this implementation departs from it, and why:
 
     * Empty or tiny selections. The official labelled loader (`drop_last=True`) yields no batch
@@ -105,7 +110,7 @@ class SSR(Method):
       seed. Open-set noise is not supported.
     * Strong view. The official applies PIL `CIFAR10Policy` per image in DataLoader workers (and
       needs `np.int`, gone in numpy >= 1.24); the engine applies the same 25-sub-policy
-      AutoAugment on the device (`harness.autoaugment`), matched to PIL, one policy per image.
+      AutoAugment on the device (`nlbench.methods.toolkit.autoaugment`), matched to PIL, one policy per image.
     * Randomness. Mixup's lambda comes from the run's `ctx.rng` (official: global `np.random`), its
       permutation from `ctx.generator` (official: global torch RNG), sampling and augmentation
       from the engine's generators: runs reproduce, but not the official random streams.
@@ -135,9 +140,10 @@ class SSR(Method):
     """
 
     scored_network = "classifier on the encoder"
+    command = SSR_COMMAND
 
     class HParams(MethodHParams):
-        """main_cifar.py's defaults (spec §3, §8); the head sizes are spec §2's 256 -> 128."""
+        """main_cifar.py's defaults (l.14-40, 255-257); heads 256 -> 128 as l.239-246 build them."""
 
         epochs: int = Field(300, ge=1)
         network: str = "preact_resnet18"
@@ -157,16 +163,21 @@ class SSR(Method):
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)
         if hp.k > ctx.num_train:
-            raise ConfigError(f"ssr: k={hp.k} neighbours but only {ctx.num_train} training "
-                              "samples; lower methods.ssr.hparams.k")
-        self.encoder = ctx.network(hp.network, **hp.network_options)
+            raise ConfigError(
+                f"ssr: k={hp.k} neighbours but only {ctx.num_train} training "
+                "samples; lower methods.ssr.hparams.k"
+            )
+        self.encoder = self.build_network()
         self.encoder.classifier = nn.Identity()
         dim = self.encoder.feature_dim
         self.classifier = nn.Linear(dim, ctx.num_classes).to(ctx.device)
         self.proj_head = mlp_head(dim, hp.proj_hidden, hp.proj_dim).to(ctx.device)
         self.pred_head = mlp_head(hp.proj_dim, hp.proj_hidden, hp.proj_dim).to(ctx.device)
-        params = [p for part in (self.encoder, self.classifier, self.proj_head, self.pred_head)
-                  for p in part.parameters()]
+        params = [
+            p
+            for part in (self.encoder, self.classifier, self.proj_head, self.pred_head)
+            for p in part.parameters()
+        ]
         self.optimizer = make_optimizer(params, "sgd", hp.lr, hp.momentum, hp.weight_decay)
         self.schedule = make_schedule(self.optimizer, "cosine", hp.epochs, hp.eta_min_ratio)
         self.labels = ctx.noisy_labels.clone()
@@ -179,28 +190,42 @@ class SSR(Method):
         self.train_mode(True)
         self.labels = relabel(logits.softmax(dim=1), self.ctx.noisy_labels, self.hp.theta_r)
         _, neighbours = self.ctx.neighbour_index(F.normalize(features, dim=1)).search(k=self.hp.k)
-        self.selected = select(neighbours.to(self.labels.device), self.labels,
-                               self.ctx.num_classes, self.hp.theta_s)
+        self.selected = select(
+            neighbours.to(self.labels.device), self.labels, self.ctx.num_classes, self.hp.theta_s
+        )
         size = self.hp.batch_size
         streams = {}
         if self.selected.any():
-            streams["labelled"] = Stream(self.selected.nonzero().squeeze(1), self.labels,
-                                         views=("strong", "strong"), sampling="class_balanced",
-                                         batch_size=size)
-        streams["all"] = Stream(self.ctx.train_indices, self.labels, views=("weak", "strong"),
-                                sampling="shuffle", batch_size=size)
+            streams["labelled"] = Stream(
+                self.selected.nonzero().squeeze(1),
+                self.labels,
+                views=("strong", "strong"),
+                sampling="class_balanced",
+                batch_size=size,
+            )
+        streams["all"] = Stream(
+            self.ctx.train_indices,
+            self.labels,
+            views=("weak", "strong"),
+            sampling="shuffle",
+            batch_size=size,
+        )
         return EpochPlan(streams=streams, steps=max(1, self.ctx.num_train // size))
 
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         """loss = mixup soft CE on selected samples + lambda_fc * D(h(f(strong)), f(weak))."""
-        loss_ce = self._mixup_loss(batch["labelled"]) if "labelled" in batch \
-            else torch.zeros((), device=self.ctx.device)
         weak, strong = batch["all"].views
-        with torch.no_grad():
-            z_weak = self.proj_head(self.encoder.features(weak))
-        p_strong = self.pred_head(self.proj_head(self.encoder.features(strong)))
-        loss_fc = negative_cosine(p_strong, z_weak)
-        loss = loss_ce + self.hp.lambda_fc * loss_fc
+        with self.autocast():
+            loss_ce = (
+                self._mixup_loss(batch["labelled"])
+                if "labelled" in batch
+                else torch.zeros((), device=self.ctx.device)
+            )
+            with torch.no_grad():
+                z_weak = self.proj_head(self.encoder.features(weak))
+            p_strong = self.pred_head(self.proj_head(self.encoder.features(strong)))
+            loss_fc = negative_cosine(p_strong, z_weak)
+            loss = loss_ce + self.hp.lambda_fc * loss_fc
         self.step(loss, self.optimizer)
         return {"loss": loss.detach(), "loss_ce": loss_ce.detach(), "loss_fc": loss_fc.detach()}
 

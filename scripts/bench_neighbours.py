@@ -1,7 +1,7 @@
 """Time NeighbourIndex build + search per backend on random features, SSR's case by default.
 
 SSR's kNN vote queries all N training features against themselves (N=50,000, d=512, k=200 on
-CIFAR); DESIGN asks the feature pass + kNN to cost under a fifth of a training epoch, so this
+CIFAR); the feature pass + kNN should cost under a fifth of a training epoch, so this
 measures what each backend costs on the machine at hand. Reports the median of `--repeats` runs.
 
     python scripts/bench_neighbours.py [--n 50000 --d 512 --k 200 --repeats 2 --device cpu]
@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from harness import neighbours  # noqa: E402
-from harness.neighbours import NeighbourIndex  # noqa: E402
+from nlbench.methods.toolkit import neighbours
+from nlbench.methods.toolkit.neighbours import NeighbourIndex
 
 
 def _timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
@@ -40,7 +36,7 @@ def bench(features: torch.Tensor, backend: str, k: int, repeats: int) -> tuple[f
     for _ in range(repeats):
         device = features.device
         build_s, index = _timed(lambda: NeighbourIndex.build(features, backend=backend), device)
-        search_s, _ = _timed(lambda: index.search(k=k), device)
+        search_s, _ = _timed(lambda index=index: index.search(k=k), device)
         builds.append(build_s)
         searches.append(search_s)
     return statistics.median(builds), statistics.median(searches)

@@ -29,7 +29,9 @@ def write_suite(tmp_path: Path):
 
     def write(text: str, name: str = "suite.yaml") -> Path:
         path = tmp_path / name
-        body = text + f"\nresults_dir: {tmp_path / 'results'}\nreports_dir: {tmp_path / 'reports'}\n"
+        body = (
+            text + f"\nresults_dir: {tmp_path / 'results'}\nreports_dir: {tmp_path / 'reports'}\n"
+        )
         path.write_text(body)
         return path
 

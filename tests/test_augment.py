@@ -13,8 +13,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from harness.augment import make_view, normalise, random_crop_flip
-from harness.autoaugment import (
+from nlbench.methods.toolkit.autoaugment import (
     CIFAR10_POLICY,
     MAGNITUDES,
     OPS,
@@ -25,6 +24,7 @@ from harness.autoaugment import (
     draw_policy,
     op_values,
 )
+from nlbench.methods.toolkit.views import make_view, normalise, random_crop_flip
 
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465])
 STD = torch.tensor([0.2023, 0.1994, 0.2010])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import expand, load_suite
-from harness.errors import ConfigError
+from nlbench.config import expand, load_suite
+from nlbench.errors import ConfigError
 
 BASE = """
 name: t
@@ -77,8 +77,10 @@ def test_missing_suite_file(tmp_path):
 
 def test_set_overrides_by_name_index_and_broadcast(write_suite):
     path = write_suite(BASE)
-    suite = load_suite(path, ["methods.ce.hparams.epochs=5", "dataset.root=/x", "seeds=[3]",
-                              "noise.0.ratios=[0.1]"])
+    suite = load_suite(
+        path,
+        ["methods.ce.hparams.epochs=5", "dataset.root=/x", "seeds=[3]", "noise.0.ratios=[0.1]"],
+    )
     specs = expand(suite)
     assert {s.method["hparams"]["epochs"] for s in specs} == {5}
     assert {s.dataset["root"] for s in specs} == {"/x"}
@@ -108,11 +110,14 @@ def test_common_applies_to_methods_that_have_the_key(write_suite):
 
 
 def test_dataset_and_noise_entries_override_method_hparams(write_suite):
-    text = BASE.replace("{model: sym, ratios: [0.2, 0.5]}",
-                        "{model: sym, ratios: [0.2]}\n  - {model: sym, ratios: [0.5], "
-                        "hparams: {ce: {lr: 0.3}}}")
-    text = text.replace("options: {n_train: 64, n_test: 32}}",
-                        "options: {n_train: 64, n_test: 32}, hparams: {ce: {lr: 0.1, epochs: 4}}}")
+    text = BASE.replace(
+        "{model: sym, ratios: [0.2, 0.5]}",
+        "{model: sym, ratios: [0.2]}\n  - {model: sym, ratios: [0.5], hparams: {ce: {lr: 0.3}}}",
+    )
+    text = text.replace(
+        "options: {n_train: 64, n_test: 32}}",
+        "options: {n_train: 64, n_test: 32}, hparams: {ce: {lr: 0.1, epochs: 4}}}",
+    )
     specs = expand(load_suite(write_suite(text)))
     by_ratio = {s.noise["ratio"]: s.method["hparams"] for s in specs}
     assert by_ratio[0.2]["lr"] == 0.1 and by_ratio[0.5]["lr"] == 0.3  # noise entry wins

@@ -12,34 +12,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import expand, load_suite
-from harness.context import MethodContext
-from harness.errors import ConfigError
-from harness.optim import official_coteaching_schedule
-from harness.plan import StreamBatch
-from harness.runner import run_sweep
-from harness.store import Store
-from methods._two_networks import forget_rate_at, small_loss
-from methods.coteaching import Coteaching
-from methods.coteaching_plus import CoteachingPlus
-from methods.jocor import JoCoR, joint_loss
+from nlbench.config import expand, load_suite
+from nlbench.errors import ConfigError
+from nlbench.methods._two_networks import forget_rate_at, small_loss
+from nlbench.methods.api.context import MethodContext
+from nlbench.methods.api.plan import StreamBatch
+from nlbench.methods.coteaching import Coteaching
+from nlbench.methods.coteaching_plus import CoteachingPlus
+from nlbench.methods.jocor import JoCoR, joint_loss
+from nlbench.methods.toolkit.optim import official_coteaching_schedule
+from nlbench.runner import run_sweep
+from nlbench.store import Store
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 # ---- schedules -------------------------------------------------------------------------------
 
-def official_rate_schedule(tau: float, n_epoch: int = 200, num_gradual: int = 10,
-                           exponent: float = 1.0) -> np.ndarray:
+
+def official_rate_schedule(
+    tau: float, n_epoch: int = 200, num_gradual: int = 10, exponent: float = 1.0
+) -> np.ndarray:
     """Co-teaching main.py's rate_schedule, rebuilt from the spec (§2)."""
     schedule = np.ones(n_epoch) * tau
-    schedule[:num_gradual] = np.linspace(0, tau ** exponent, num_gradual)
+    schedule[:num_gradual] = np.linspace(0, tau**exponent, num_gradual)
     return schedule
 
 
-@pytest.mark.parametrize(("epoch", "expected"), [
-    (0, 0.05), (1, 0.10), (7, 0.40), (8, 0.45), (9, 0.45), (10, 0.45), (50, 0.45), (198, 0.45),
-])
+@pytest.mark.parametrize(
+    ("epoch", "expected"),
+    [
+        (0, 0.05),
+        (1, 0.10),
+        (7, 0.40),
+        (8, 0.45),
+        (9, 0.45),
+        (10, 0.45),
+        (50, 0.45),
+        (198, 0.45),
+    ],
+)
 def test_forget_rate_follows_the_official_schedule_one_epoch_ahead(epoch, expected):
     # our epoch 0 is the official epoch 1, which already forgets tau / 9
     assert forget_rate_at(epoch, 0.45) == pytest.approx(expected, abs=1e-12)
@@ -54,7 +66,7 @@ def test_forget_rate_matches_official_linspace_bit_for_bit():
 
 def test_exponent_quirk_jumps_to_tau_at_tk():
     # the code raises the linspace END to c, then jumps to tau (spec §2): not the paper's T^c/T_k
-    assert forget_rate_at(8, 0.45, exponent=2.0) == pytest.approx(0.45 ** 2)
+    assert forget_rate_at(8, 0.45, exponent=2.0) == pytest.approx(0.45**2)
     assert forget_rate_at(9, 0.45, exponent=2.0) == 0.45
 
 
@@ -89,14 +101,21 @@ def test_coteaching_schedule_gives_the_official_plan():
 B, C = 8, 3
 
 
-def make_ctx(noise_model: str = "pairflip", hint: float | None = 0.5,
-             nets: list[nn.Module] | None = None) -> MethodContext:
+def make_ctx(
+    noise_model: str = "pairflip", hint: float | None = 0.5, nets: list[nn.Module] | None = None
+) -> MethodContext:
     pool = iter(nets or [])
     return MethodContext(
-        num_classes=C, image_shape=(1, 1, B), device=torch.device("cpu"),
-        noisy_labels=torch.zeros(B, dtype=torch.long), noise_model=noise_model,
-        noise_rate_hint=hint, rng=np.random.default_rng(0), generator=torch.Generator(),
-        network=lambda name, **opts: next(pool), features=lambda *a, **k: None,
+        num_classes=C,
+        image_shape=(1, 1, B),
+        device=torch.device("cpu"),
+        noisy_labels=torch.zeros(B, dtype=torch.long),
+        noise_model=noise_model,
+        noise_rate_hint=hint,
+        rng=np.random.default_rng(0),
+        generator=torch.Generator(),
+        network=lambda name, **opts: next(pool),
+        features=lambda *a, **k: None,
         neighbour_index=lambda feats: None,
     )
 
@@ -204,6 +223,7 @@ def test_coteaching_plus_without_disagreement_obeys_the_5000_step_gate(batch_ind
 
 # ---- JoCoR -----------------------------------------------------------------------------------
 
+
 def test_joint_loss_matches_a_hand_computation():
     # p1 = (1/2, 1/2); p2 = (3/4, 1/4); label 0; lambda 0.5
     logits1 = torch.tensor([[0.0, 0.0]])
@@ -242,8 +262,7 @@ def test_jocor_updates_both_networks_on_one_joint_selection():
     assert len(method.optimizer.param_groups[0]["params"]) == 2  # one Adam over both nets
 
 
-@pytest.mark.parametrize(("model", "expected"), [("asym", 0.2), ("pairflip", 0.4),
-                                                 ("sym", 0.4)])
+@pytest.mark.parametrize(("model", "expected"), [("asym", 0.2), ("pairflip", 0.4), ("sym", 0.4)])
 def test_jocor_halves_the_forget_rate_only_for_asymmetric_noise(model, expected):
     nets = [lookup_net([0] * B), lookup_net([0] * B)]
     assert JoCoR(make_ctx(model, 0.4, nets), JoCoR.HParams()).tau == pytest.approx(expected)
@@ -255,8 +274,9 @@ def test_jocor_halves_the_forget_rate_only_for_asymmetric_noise(model, expected)
 def test_unknown_noise_rate_needs_an_explicit_forget_rate():
     with pytest.raises(ConfigError, match="forget_rate"):
         Coteaching(make_ctx("cifarn", None, [lookup_net([0] * B)] * 2), Coteaching.HParams())
-    method = Coteaching(make_ctx("cifarn", None, [lookup_net([0] * B)] * 2),
-                        Coteaching.HParams(forget_rate=0.2))
+    method = Coteaching(
+        make_ctx("cifarn", None, [lookup_net([0] * B)] * 2), Coteaching.HParams(forget_rate=0.2)
+    )
     assert method.tau == 0.2
 
 
@@ -280,28 +300,34 @@ def test_coteaching_beats_ce_under_pairflip_45(write_suite, tmp_path):
     suite = load_suite(write_suite(SYNTHETIC))
     store = Store(tmp_path / "results" / "ct_e2e")
     run_sweep(suite, expand(suite), store, device_name="cpu")
-    records = {r["spec"]["method"]["name"]: r for r in store.load()[0]}
-    assert {r["status"] for r in records.values()} == {"ok"}
+    records = {r.spec.method["name"]: r for r in store.load()[0]}
+    assert {r.status for r in records.values()} == {"ok"}
     ce, ct = records["ce"], records["coteaching"]
-    assert ct["scored_network"] == "net 1"
-    assert ct["final"]["mean_last10"] > ce["final"]["mean_last10"] + 5.0
-    diag = ct["epochs"][-1]["diagnostics"]
+    assert ct.scored_network == "net 1"
+    assert ct.final.mean_last10 > ce.final.mean_last10 + 5.0
+    diag = ct.epochs[-1].diagnostics
     assert diag["selection_precision"] > 0.65  # the noisy labels alone are 55% clean
     assert diag["fraction_selected"] == 35 * 15 / 1000  # int(0.55 * 64) of 15 full batches
 
 
 # ---- the paper suites on a tiny fake CIFAR folder ---------------------------------------------
 
-SHRINK = ["seeds=[0]", "noise.1.ratios=[0.5]", "methods.hparams.epochs=1",
-          "common.network_options={width: 0.0625}", "engine.progress=false"]
+SHRINK = [
+    "seeds=[0]",
+    "noise.1.ratios=[0.5]",
+    "methods.hparams.epochs=1",
+    "common.network_options={width: 0.0625}",
+    "engine.progress=false",
+]
 
 
 def test_paper_suite_validates_and_expands_without_data():
     specs = expand(load_suite(BENCHMARKS / "coteaching_paper.yaml"))
     assert len(specs) == 2 * 3 * 4 * 5  # datasets x ratios x methods x seeds
     for dataset, decay, init, co_lambda in (("cifar10", 80, 20, 0.9), ("cifar100", 100, 5, 0.85)):
-        by_method = {s.method["name"]: s.method["hparams"] for s in specs
-                     if s.dataset["name"] == dataset}
+        by_method = {
+            s.method["name"]: s.method["hparams"] for s in specs if s.dataset["name"] == dataset
+        }
         assert all(h["network"] == "cnn9" and h["epochs"] == 199 for h in by_method.values())
         assert by_method["coteaching"]["decay_start"] == decay
         assert by_method["ce"]["decay_start"] == decay
@@ -312,15 +338,16 @@ def test_paper_suite_validates_and_expands_without_data():
 
 
 def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(tmp_path, fake_cifar):
-    suite = load_suite(BENCHMARKS / "coteaching_paper.yaml",
-                       [*SHRINK, f"dataset.root={fake_cifar}",
-                        f"results_dir={tmp_path / 'results'}"])
+    suite = load_suite(
+        BENCHMARKS / "coteaching_paper.yaml",
+        [*SHRINK, f"dataset.root={fake_cifar}", f"results_dir={tmp_path / 'results'}"],
+    )
     specs = expand(suite)
     assert len(specs) == 2 * 2 * 4
     store = Store(tmp_path / "results" / suite.name)
     summary = run_sweep(suite, specs, store, device_name="cpu")
     assert summary.failed == []
     records = store.load()[0]
-    assert len(records) == 16 and all(len(r["epochs"]) == 1 for r in records)
-    two_nets = [r for r in records if r["spec"]["method"]["name"] != "ce"]
-    assert {r["scored_network"] for r in two_nets} == {"net 1"}
+    assert len(records) == 16 and all(len(r.epochs) == 1 for r in records)
+    two_nets = [r for r in records if r.spec.method["name"] != "ce"]
+    assert {r.scored_network for r in two_nets} == {"net 1"}

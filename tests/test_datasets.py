@@ -13,14 +13,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.dataset import Dataset
-from data.datasets import DATASETS, channel_stats, load_dataset
-from data.errors import DataError
-from data.idx import read_idx
+from nlbench.data.dataset import Dataset
+from nlbench.data.datasets import DATASETS, channel_stats, load_dataset
+from nlbench.data.idx import read_idx
+from nlbench.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 def _pickle(path: Path, content: dict) -> None:
@@ -39,8 +49,10 @@ def cifar10_root(tmp_path: Path) -> Path:
     folder.mkdir()
     rng = np.random.default_rng(0)
     for i in range(1, 6):
-        _pickle(folder / f"data_batch_{i}",
-                {"data": _rows(rng, 3), "labels": [i, (i + 1) % 10, (2 * i) % 10]})
+        _pickle(
+            folder / f"data_batch_{i}",
+            {"data": _rows(rng, 3), "labels": [i, (i + 1) % 10, (2 * i) % 10]},
+        )
     _pickle(folder / "test_batch", {"data": _rows(rng, 4), "labels": [0, 1, 2, 3]})
     _pickle(folder / "batches.meta", {"label_names": CIFAR10_CLASSES})
     return tmp_path
@@ -51,12 +63,24 @@ def cifar100_root(tmp_path: Path) -> Path:
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     rng = np.random.default_rng(1)
-    _pickle(folder / "train", {"data": _rows(rng, 6), "fine_labels": [0, 5, 99, 4, 50, 1],
-                               "coarse_labels": [4, 17, 19, 0, 8, 1]})
-    _pickle(folder / "test", {"data": _rows(rng, 2), "fine_labels": [3, 7],
-                              "coarse_labels": [8, 7]})
-    _pickle(folder / "meta", {"fine_label_names": [f"fine{i}" for i in range(100)],
-                              "coarse_label_names": [f"coarse{i}" for i in range(20)]})
+    _pickle(
+        folder / "train",
+        {
+            "data": _rows(rng, 6),
+            "fine_labels": [0, 5, 99, 4, 50, 1],
+            "coarse_labels": [4, 17, 19, 0, 8, 1],
+        },
+    )
+    _pickle(
+        folder / "test", {"data": _rows(rng, 2), "fine_labels": [3, 7], "coarse_labels": [8, 7]}
+    )
+    _pickle(
+        folder / "meta",
+        {
+            "fine_label_names": [f"fine{i}" for i in range(100)],
+            "coarse_label_names": [f"coarse{i}" for i in range(20)],
+        },
+    )
     return tmp_path
 
 
@@ -83,9 +107,11 @@ def idx_root(tmp_path: Path) -> Path:
 
 # ---- registry ----
 
+
 def test_every_dataset_has_a_one_line_doc() -> None:
     assert {"digits", "cifar10", "cifar100", "fashion_mnist", "mnist", "npz", "synthetic"} <= set(
-        DATASETS)
+        DATASETS
+    )
     for info in DATASETS.values():
         assert info.doc and "\n" not in info.doc
 
@@ -102,19 +128,20 @@ def test_unknown_option_is_rejected() -> None:
 
 # ---- digits ----
 
+
 def test_digits_is_uint8_nchw_with_a_stratified_split() -> None:
     data = load_dataset("digits")
     assert data.x_train.shape == (1257, 1, 8, 8) and data.x_test.shape == (540, 1, 8, 8)
     assert data.x_train.dtype == np.uint8 and data.y_train.dtype == np.int64
     assert data.x_train.max() == 255 and data.x_train.min() == 0
     assert (data.family, data.augment, data.num_classes) == ("digits", "none", 10)
-    train_share = np.bincount(data.y_train) / np.bincount(np.concatenate([data.y_train,
-                                                                          data.y_test]))
+    train_share = np.bincount(data.y_train) / np.bincount(
+        np.concatenate([data.y_train, data.y_test])
+    )
     assert np.allclose(train_share, 0.7, atol=0.02)
     assert np.allclose(data.mean, channel_stats(data.x_train)[0])
     again = load_dataset("digits")
-    assert np.array_equal(data.x_train, again.x_train) and np.array_equal(data.y_test,
-                                                                          again.y_test)
+    assert np.array_equal(data.x_train, again.x_train) and np.array_equal(data.y_test, again.y_test)
 
 
 def test_digits_takes_no_root() -> None:
@@ -131,6 +158,7 @@ def test_channel_stats_match_numpy() -> None:
 
 
 # ---- CIFAR ----
+
 
 @pytest.mark.parametrize("nested", [True, False])
 def test_cifar10_reads_the_pickles_in_order(cifar10_root: Path, nested: bool) -> None:
@@ -187,6 +215,7 @@ def test_cifar_corrupt_file_is_a_data_error(cifar10_root: Path) -> None:
 
 # ---- idx ----
 
+
 def test_fashion_mnist_reads_plain_and_gzipped_idx(idx_root: Path) -> None:
     data = load_dataset("fashion_mnist", root=str(idx_root))
     assert data.x_train.shape == (5, 1, 28, 28) and data.x_test.shape == (2, 1, 28, 28)
@@ -227,9 +256,16 @@ def test_idx_bad_magic_and_truncation_are_rejected(tmp_path: Path) -> None:
 
 # ---- npz ----
 
+
 def _save_npz(path: Path, x_train: np.ndarray, x_test: np.ndarray, **extra: np.ndarray) -> Path:
-    np.savez(path, x_train=x_train, y_train=np.arange(len(x_train)) % 3,
-             x_test=x_test, y_test=np.arange(len(x_test)) % 3, **extra)
+    np.savez(
+        path,
+        x_train=x_train,
+        y_train=np.arange(len(x_train)) % 3,
+        x_test=x_test,
+        y_test=np.arange(len(x_test)) % 3,
+        **extra,
+    )
     return path
 
 
@@ -247,8 +283,13 @@ def test_npz_detects_the_image_layout(tmp_path: Path, layout: str) -> None:
 
 def test_npz_keeps_classes_train_index_and_family(tmp_path: Path) -> None:
     images = np.zeros((4, 2, 2, 3), dtype=np.uint8)
-    path = _save_npz(tmp_path / "sub.npz", images, images, train_index=np.array([0, 5, 6, 9]),
-                     classes=np.array(["a", "b", "c", "d"]))
+    path = _save_npz(
+        tmp_path / "sub.npz",
+        images,
+        images,
+        train_index=np.array([0, 5, 6, 9]),
+        classes=np.array(["a", "b", "c", "d"]),
+    )
     data = load_dataset("npz", path=str(path), family="cifar10", augment="crop_flip")
     assert data.classes == ("a", "b", "c", "d") and data.train_index.tolist() == [0, 5, 6, 9]
     assert (data.family, data.augment) == ("cifar10", "crop_flip")
@@ -266,17 +307,23 @@ def test_npz_validation_errors(tmp_path: Path) -> None:
     floats = _save_npz(tmp_path / "floats.npz", np.zeros((3, 4, 4)), np.zeros((3, 4, 4)))
     with pytest.raises(DataError, match="expected uint8"):
         load_dataset("npz", path=str(floats))
-    good = _save_npz(tmp_path / "good.npz", np.zeros((3, 4, 4), np.uint8),
-                     np.zeros((3, 4, 4), np.uint8))
+    good = _save_npz(
+        tmp_path / "good.npz", np.zeros((3, 4, 4), np.uint8), np.zeros((3, 4, 4), np.uint8)
+    )
     with pytest.raises(DataError, match="augment"):
         load_dataset("npz", path=str(good), augment="mixup")
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "cifar10_subset").is_dir(),
-                    reason="shared/data/cifar10_subset absent")
+@pytest.mark.skipif(
+    not (SHARED / "data" / "cifar10_subset").is_dir(), reason="shared/data/cifar10_subset absent"
+)
 def test_shared_cifar10_subset_loads_as_cifar10_family() -> None:
-    data = load_dataset("npz", path=str(SHARED / "data/cifar10_subset/cifar10_subset.npz"),
-                        family="cifar10", augment="crop_flip")
+    data = load_dataset(
+        "npz",
+        path=str(SHARED / "data/cifar10_subset/cifar10_subset.npz"),
+        family="cifar10",
+        augment="crop_flip",
+    )
     assert data.x_train.shape == (10000, 3, 32, 32) and data.x_test.shape == (2000, 3, 32, 32)
     assert data.y_train[:5].tolist() == [6, 9, 9, 4, 1] and data.classes[3] == "cat"
     assert np.allclose(data.mean, (0.493, 0.483, 0.447), atol=1e-3)
@@ -285,13 +332,17 @@ def test_shared_cifar10_subset_loads_as_cifar10_family() -> None:
 
 # ---- synthetic ----
 
+
 def test_synthetic_is_deterministic_in_its_seed() -> None:
-    one = load_dataset("synthetic", n_train=50, n_test=20, num_classes=4, size=6, channels=3,
-                       seed=7)
-    two = load_dataset("synthetic", n_train=50, n_test=20, num_classes=4, size=6, channels=3,
-                       seed=7)
-    other = load_dataset("synthetic", n_train=50, n_test=20, num_classes=4, size=6, channels=3,
-                         seed=8)
+    one = load_dataset(
+        "synthetic", n_train=50, n_test=20, num_classes=4, size=6, channels=3, seed=7
+    )
+    two = load_dataset(
+        "synthetic", n_train=50, n_test=20, num_classes=4, size=6, channels=3, seed=7
+    )
+    other = load_dataset(
+        "synthetic", n_train=50, n_test=20, num_classes=4, size=6, channels=3, seed=8
+    )
     assert isinstance(one, Dataset) and one.x_train.shape == (50, 3, 6, 6)
     assert one.x_train.dtype == np.uint8 and one.num_classes == 4
     assert np.array_equal(one.x_train, two.x_train) and np.array_equal(one.y_test, two.y_test)

@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import runner
-from harness.config import ExecutorEntry, expand, load_suite
-from harness.errors import ConfigError
-from harness.executors import (
+from nlbench import runner
+from nlbench.config import ExecutorEntry, expand, load_suite
+from nlbench.errors import ConfigError
+from nlbench.executors import (
     LocalExecutor,
     RunJob,
     SerialExecutor,
     device_slots,
     make_executor,
 )
-from harness.runner import run_sweep
-from harness.store import Store
+from nlbench.runner import run_sweep
+from nlbench.store import Store
 
 SUITE = """
 name: tiny
@@ -35,8 +35,9 @@ engine: {progress: false}
 
 
 def _epochs(store: Store) -> dict[str, list]:
-    return {r["run_id"]: [(e["test_acc"], e["losses"]) for e in r["epochs"]]
-            for r in store.load()[0]}
+    return {
+        r.run_id: [(e.test_acc, e.losses) for e in r.epochs] for r in store.load()[0]
+    }
 
 
 def test_local_with_two_workers_matches_serial(write_suite, tmp_path, monkeypatch):
@@ -44,7 +45,7 @@ def test_local_with_two_workers_matches_serial(write_suite, tmp_path, monkeypatc
     specs = expand(suite)
     serial, local = Store(tmp_path / "serial"), Store(tmp_path / "local")
     # Bitwise equality holds at equal thread counts: 1 here, and each of 2 workers on 2 cores.
-    monkeypatch.setattr("harness.executors.available_cpus", lambda: 2)
+    monkeypatch.setattr("nlbench.executors.available_cpus", lambda: 2)
     run_sweep(suite, specs, serial, device_name="cpu")
     suite = load_suite(write_suite(SUITE), ["executor.kind=local", "executor.workers=2"])
     summary = run_sweep(suite, specs, local, device_name="cpu")
@@ -58,16 +59,22 @@ def _probe(spec: dict, options: dict, results_dir: str, device: str, threads: in
     if spec["n"] == 2:
         os._exit(9)
     out = Path(results_dir) / f"{spec['n']}.json"
-    out.write_text(json.dumps({"device": device, "threads": torch.get_num_threads(),
-                               "pid": os.getpid()}))
+    out.write_text(
+        json.dumps({"device": device, "threads": torch.get_num_threads(), "pid": os.getpid()})
+    )
 
 
 def test_local_workers_take_a_slot_and_a_share_of_the_threads_and_survive_a_death(tmp_path):
     jobs = [RunJob({"n": n}, {}, str(tmp_path), "auto") for n in range(5)]
     outcomes = list(LocalExecutor(["cpu", "cpu"], threads=1).run(_probe, jobs))
     assert sorted(o.job.spec["n"] for o in outcomes) == [0, 1, 2, 3, 4]
-    assert {o.job.spec["n"]: o.error is None for o in outcomes} == \
-        {0: True, 1: True, 2: False, 3: True, 4: True}  # the others went on
+    assert {o.job.spec["n"]: o.error is None for o in outcomes} == {
+        0: True,
+        1: True,
+        2: False,
+        3: True,
+        4: True,
+    }  # the others went on
     assert "worker process died" in next(o.error for o in outcomes if o.job.spec["n"] == 2)
     seen = [json.loads((tmp_path / f"{n}.json").read_text()) for n in (0, 1, 3, 4)]
     assert {s["device"] for s in seen} == {"cpu"} and {s["threads"] for s in seen} == {1}
@@ -80,8 +87,11 @@ def test_device_slots_spread_runs_over_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     entry = ExecutorEntry(kind="local", runs_per_device=2)
     assert device_slots(torch.device("cuda"), entry) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
-    assert device_slots(torch.device("cuda"), entry.model_copy(update={"workers": 3})) == \
-        ["cuda:0", "cuda:1", "cuda:0"]
+    assert device_slots(torch.device("cuda"), entry.model_copy(update={"workers": 3})) == [
+        "cuda:0",
+        "cuda:1",
+        "cuda:0",
+    ]
     assert device_slots(torch.device("cuda:1"), entry) == ["cuda:1", "cuda:1"]
 
 
@@ -98,7 +108,8 @@ def test_serial_executor_turns_a_crash_into_an_outcome():
 
 
 def test_crashed_run_has_no_record_the_sweep_goes_on_and_a_rerun_retries_it(
-        write_suite, tmp_path, monkeypatch, capsys):
+    write_suite, tmp_path, monkeypatch, capsys
+):
     suite = load_suite(write_suite(SUITE))
     specs = expand(suite)
     store = Store(tmp_path / "results" / "tiny")
@@ -121,8 +132,9 @@ def test_crashed_run_has_no_record_the_sweep_goes_on_and_a_rerun_retries_it(
     assert store.path(specs[1].run_id).exists()
 
 
-def test_slurm_without_sbatch_is_one_clear_error_and_nothing_changes(write_suite, tmp_path,
-                                                                      monkeypatch):
+def test_slurm_without_sbatch_is_one_clear_error_and_nothing_changes(
+    write_suite, tmp_path, monkeypatch
+):
     results = tmp_path / "results" / "tiny"
     results.mkdir(parents=True)
     (results / "0123456789ab.json").write_text("{}")  # unreadable: would be moved aside

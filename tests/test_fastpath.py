@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data.datasets import load_dataset
-from data.noise import apply_noise
-from harness.cli import main
-from harness.config import EngineOptions
-from harness.engine import Engine
-from harness.plan import EpochPlan
-from methods.base import get as get_method
+from nlbench.cli import main
+from nlbench.config import EngineOptions
+from nlbench.data.datasets import load_dataset
+from nlbench.data.noise import apply_noise
+from nlbench.engine import Engine
+from nlbench.methods.api import get as get_method
+from nlbench.methods.api.plan import EpochPlan
 
 SMALL = {
     "ce": {"network_options": {"width": 8}, "batch_size": 16},
@@ -24,11 +24,19 @@ SMALL = {
 
 def first_step_losses(method: str, amp: bool, channels_last: bool) -> dict[str, float]:
     """One training step of `method` from a fixed seed, on CIFAR-shaped synthetic data."""
-    data = load_dataset("synthetic", n_train=64, n_test=16, num_classes=4, size=32, channels=3,
-                        augment="crop_flip")
+    data = load_dataset(
+        "synthetic", n_train=64, n_test=16, num_classes=4, size=32, channels=3, augment="crop_flip"
+    )
     noisy = apply_noise("sym", data, 0.5, seed=0)
-    engine = Engine(data, noisy, 0, torch.device("cpu"), EngineOptions(progress=False),
-                    noise_rate_hint=0.5, noise_model="sym")
+    engine = Engine(
+        data,
+        noisy,
+        0,
+        torch.device("cpu"),
+        EngineOptions(progress=False),
+        noise_rate_hint=0.5,
+        noise_model="sym",
+    )
     engine.switches["channels_last"] = channels_last
     engine.views.channels_last = channels_last
     engine.ctx.amp_dtype = torch.bfloat16 if amp else None
@@ -70,13 +78,30 @@ methods:
   - {name: coteaching, hparams: {network_options: {width: 0.125}, batch_size: 32}}
 """)
     out = tmp_path / "perf"
-    assert main(["perf", str(suite), "--epochs", "2", "--compare", "--device", "cpu",
-                 "--out", str(out), "--concurrency", "1,2"]) == 0
+    assert (
+        main(
+            [
+                "perf",
+                str(suite),
+                "--epochs",
+                "2",
+                "--compare",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--concurrency",
+                "1,2",
+            ]
+        )
+        == 0
+    )
     table = (out / "perf_perfsmoke.csv").read_text().splitlines()
     assert table[0].startswith("method,path,epoch_s,train_s,selection_s,eval_s,images_per_s")
     rows = [line.split(",")[:2] for line in table[1:]]
-    assert sorted(rows) == sorted([[m, p] for m in ("ce", "ssr", "coteaching")
-                                   for p in ("plain", "fast")])
+    assert sorted(rows) == sorted(
+        [[m, p] for m in ("ce", "ssr", "coteaching") for p in ("plain", "fast")]
+    )
     assert "speedup_vs_plain" in table[0]
     assert "perf of suite 'perfsmoke' on cpu" in (out / "perf_perfsmoke.md").read_text()
     shared = (out / "concurrency_perfsmoke.csv").read_text().splitlines()
@@ -86,18 +111,31 @@ methods:
 
 def test_views_of_one_kind_are_built_in_one_call_and_differ_per_image(monkeypatch):
     """SSR's three strong views a step come from one augmentation call, each image its own."""
-    data = load_dataset("synthetic", n_train=64, n_test=16, num_classes=4, size=32, channels=3,
-                        augment="crop_flip")
-    engine = Engine(data, apply_noise("sym", data, 0.5, seed=0), 0, torch.device("cpu"),
-                    EngineOptions(progress=False), noise_rate_hint=0.5, noise_model="sym")
+    data = load_dataset(
+        "synthetic", n_train=64, n_test=16, num_classes=4, size=32, channels=3, augment="crop_flip"
+    )
+    engine = Engine(
+        data,
+        apply_noise("sym", data, 0.5, seed=0),
+        0,
+        torch.device("cpu"),
+        EngineOptions(progress=False),
+        noise_rate_hint=0.5,
+        noise_model="sym",
+    )
     cls = get_method("ssr")
-    method = cls(engine.ctx, cls.HParams.model_validate(
-        {"epochs": 1, "network": "preact_resnet18", **SMALL["ssr"]}))
+    method = cls(
+        engine.ctx,
+        cls.HParams.model_validate({"epochs": 1, "network": "preact_resnet18", **SMALL["ssr"]}),
+    )
     plan = method.begin_epoch(0)
     calls = []
     make = engine.views.make
-    monkeypatch.setattr(engine.views, "make", lambda images, view: calls.append(
-        (view, len(images))) or make(images, view))
+    monkeypatch.setattr(
+        engine.views,
+        "make",
+        lambda images, view: calls.append((view, len(images))) or make(images, view),
+    )
     ids = {name: torch.arange(16) for name in plan.streams}
     views = engine._build_views(plan, ids)
     assert sorted(calls) == sorted([("strong", 16 * 3), ("weak", 16)])

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
-from harness.config import expand, load_suite
-from harness.report import build_report
-from harness.runner import run_sweep
-from harness.store import Store
-from methods.base import register
-from methods.ce import CrossEntropy
+from nlbench.cli import main
+from nlbench.config import expand, load_suite
+from nlbench.methods.api import register
+from nlbench.methods.ce import CrossEntropy
+from nlbench.report import build_report
+from nlbench.runner import run_sweep
+from nlbench.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = """
@@ -55,14 +55,24 @@ def _records(results: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
 
 
-def test_kill_9_mid_sweep_then_rerun_finishes_without_redoing_or_duplicating(write_suite,
-                                                                             tmp_path):
+def test_kill_9_mid_sweep_then_rerun_finishes_without_redoing_or_duplicating(write_suite, tmp_path):
     path = write_suite(SUITE)
     results = tmp_path / "results" / "faults"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_bench.py"), "run", str(path),
-                             "--executor", "local", "--no-progress"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run_bench.py"),
+            "run",
+            str(path),
+            "--executor",
+            "local",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not _records(results) and proc.poll() is None and time.monotonic() < deadline:
@@ -75,8 +85,9 @@ def test_kill_9_mid_sweep_then_rerun_finishes_without_redoing_or_duplicating(wri
     assert main(["run", str(path), "--executor", "local", "--no-progress"]) == 0
     after = _records(results)
     assert len(after) == 8
-    assert {json.loads((results / name).read_text())["run_id"] for name in after} == \
-        {spec.run_id for spec in expand(load_suite(path))}
+    assert {json.loads((results / name).read_text())["run_id"] for name in after} == {
+        spec.run_id for spec in expand(load_suite(path))
+    }
     assert all(after[name] == mtime for name, mtime in before.items())  # nothing retrained
     assert [p.name for p in results.rglob("*.tmp")] == []
     assert list((results / "checkpoints").glob("*")) == []
@@ -86,11 +97,18 @@ class _Killed(BaseException):
     """Stands for SIGKILL: not an Exception, so nothing on the way up records it as a failure."""
 
 
-def test_run_killed_mid_epoch_resumes_from_its_checkpoint_identically(write_suite, tmp_path,
-                                                                      monkeypatch):
-    suite = load_suite(write_suite(SUITE), ["seeds=[0]", "noise.0.ratios=[0.4]",
-                                            "methods.ce.hparams.epochs=6",
-                                            "engine.checkpoint_every=1"])
+def test_run_killed_mid_epoch_resumes_from_its_checkpoint_identically(
+    write_suite, tmp_path, monkeypatch
+):
+    suite = load_suite(
+        write_suite(SUITE),
+        [
+            "seeds=[0]",
+            "noise.0.ratios=[0.4]",
+            "methods.ce.hparams.epochs=6",
+            "engine.checkpoint_every=1",
+        ],
+    )
     specs = expand(suite)
     whole, cut = Store(tmp_path / "whole"), Store(tmp_path / "cut")
     run_sweep(suite, specs, whole, device_name="cpu")
@@ -112,12 +130,16 @@ def test_run_killed_mid_epoch_resumes_from_its_checkpoint_identically(write_suit
     run_sweep(suite, specs, cut, device_name="cpu")
 
     (a,), (b,) = whole.load()[0], cut.load()[0]
-    assert b["resumed_from_epoch"] == 3
-    strip = [{k: v for k, v in e.items() if k not in ("seconds", "images_per_second")}
-             for e in a["epochs"]]
-    assert [{k: v for k, v in e.items() if k not in ("seconds", "images_per_second")}
-            for e in b["epochs"]] == strip
-    assert b["final"] == a["final"]
+    assert b.resumed_from_epoch == 3
+    strip = [
+        e.model_dump(exclude={"seconds", "images_per_second"})
+        for e in a.epochs
+    ]
+    assert [
+        e.model_dump(exclude={"seconds", "images_per_second"})
+        for e in b.epochs
+    ] == strip
+    assert b.final == a.final
     assert not cut.checkpoint_path(specs[0].run_id).exists()
 
 
@@ -133,19 +155,20 @@ engine: {progress: false}
 
 
 def test_nan_run_is_recorded_as_failed_the_sweep_goes_on_and_retry_reruns_only_it(
-        write_suite, tmp_path, capsys):
+    write_suite, tmp_path, capsys
+):
     path = write_suite(NAN_SUITE)
     results = tmp_path / "results" / "faults"
     assert main(["run", str(path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "2 runs, 2 trained" in out and "1 failed" in out and "is nan" in out
-    records = {r["spec"]["method"]["name"]: r for r in Store(results).load()[0]}
+    records = {r.spec.method["name"]: r for r in Store(results).load()[0]}
     nan = records["test_nan_after_epoch_0"]
-    assert nan["status"] == "failed" and nan["failure"]["epoch"] == 1
-    assert "loss 'loss' is nan" in nan["failure"]["reason"] and len(nan["epochs"]) == 1
-    assert records["ce"]["status"] == "ok" and len(records["ce"]["epochs"]) == 3
+    assert nan.status == "failed" and nan.failure.epoch == 1
+    assert "loss 'loss' is nan" in nan.failure.reason and len(nan.epochs) == 1
+    assert records["ce"].status == "ok" and len(records["ce"].epochs) == 3
     leaderboard = (tmp_path / "reports" / "faults" / "leaderboard.md").read_text()
-    assert nan["run_id"] in leaderboard and "is nan" in leaderboard
+    assert nan.run_id in leaderboard and "is nan" in leaderboard
 
     before = _records(results)
     assert main(["run", str(path), "--no-progress"]) == 0  # failed runs stay failed
@@ -153,14 +176,15 @@ def test_nan_run_is_recorded_as_failed_the_sweep_goes_on_and_retry_reruns_only_i
     assert main(["run", str(path), "--no-progress", "--retry-failed"]) == 0
     assert "1 trained, 1 already stored" in capsys.readouterr().out
     after = _records(results)
-    ce_file, nan_file = f"{records['ce']['run_id']}.json", f"{nan['run_id']}.json"
+    ce_file, nan_file = f"{records['ce'].run_id}.json", f"{nan.run_id}.json"
     assert after[ce_file] == before[ce_file] and after[nan_file] != before[nan_file]
 
 
 WRITER = """
 import copy, json, sys, time
 from pathlib import Path
-from harness.store import Store
+from nlbench.records import parse_record
+from nlbench.store import Store
 template = json.loads(Path(sys.argv[1]).read_text())
 store, stop = Store(Path(sys.argv[2])), Path(sys.argv[3])
 i = 0
@@ -168,7 +192,7 @@ while not stop.exists():
     record = copy.deepcopy(template)
     record["run_id"] = f"{i % 40:012x}"          # new records, then rewrites of the same ones
     record["spec"]["seed"] = i % 40
-    store.write(record)
+    store.write(parse_record(record))
     i += 1
     time.sleep(0.002)
 print(i)
@@ -176,21 +200,26 @@ print(i)
 
 
 def test_report_builds_while_another_process_writes_records(write_suite, tmp_path):
-    suite = load_suite(write_suite(SUITE), ["seeds=[0]", "noise.0.ratios=[0.4]",
-                                            "methods.ce.hparams.epochs=2"])
+    suite = load_suite(
+        write_suite(SUITE), ["seeds=[0]", "noise.0.ratios=[0.4]", "methods.ce.hparams.epochs=2"]
+    )
     seed = Store(tmp_path / "seed")
     run_sweep(suite, expand(suite), seed, device_name="cpu")
     template = next(seed.root.glob("*.json"))
     live, stop = tmp_path / "live", tmp_path / "stop"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(template), str(live), str(stop)],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(template), str(live), str(stop)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         while not list(live.glob("*.json")):
             time.sleep(0.01)
         for _ in range(3):
             assert writer.poll() is None
             records, problems = Store(live).load()
-            assert problems == [] and all(r["final"]["last_acc"] >= 0 for r in records)
+            assert problems == [] and all(r.final.last_acc >= 0 for r in records)
             paths = build_report(records, tmp_path / "report")
             assert paths.markdown.exists()
     finally:

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from nlbench.methods.toolkit import neighbours
 
-from harness import neighbours
-from harness.errors import ConfigError
-from harness.neighbours import NeighbourIndex, TorchIndex
+from nlbench.errors import ConfigError
+from nlbench.methods.toolkit.neighbours import NeighbourIndex, TorchIndex
 
 N, D, K = 300, 16, 10
 BACKENDS = ["torch", "faiss", "auto"]

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.errors import ConfigError
-from harness.networks import NETWORKS, PreActBlock, build_network
+from nlbench.errors import ConfigError
+from nlbench.methods.toolkit.networks import NETWORKS, PreActBlock, build_network
 
 # (name, options that keep the test fast, in_channels, image_size)
 CASES = [

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from data.dataset import Dataset
-from data.errors import DataError
-from data.noise import (
+from nlbench.data.dataset import Dataset
+from nlbench.data.noise import (
     CIFAR10_ASYM,
     DIGITS_ASYM,
     NOISE_MODELS,
@@ -24,25 +23,39 @@ from data.noise import (
     block5_targets,
     resample_uniform,
 )
+from nlbench.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 N = 20000
 RATE_TOL = 0.015  # about 5 binomial standard deviations at N = 20,000
 
 
-def make_dataset(family: str = "synthetic", num_classes: int = 10, n: int = N, side: int = 4,
-                 coarse: np.ndarray | None = None, train_index: np.ndarray | None = None,
-                 labels: np.ndarray | None = None) -> Dataset:
+def make_dataset(
+    family: str = "synthetic",
+    num_classes: int = 10,
+    n: int = N,
+    side: int = 4,
+    coarse: np.ndarray | None = None,
+    train_index: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> Dataset:
     """Balanced labels (shuffled) and random 1 x side x side images, built in milliseconds."""
     rng = np.random.default_rng(123)
     if labels is None:
         labels = rng.permutation(np.arange(n, dtype=np.int64) % num_classes)
     images = rng.integers(0, 256, (len(labels), 1, side, side), dtype=np.uint8)
     return Dataset(
-        name=f"fake_{family}", family=family, x_train=images, y_train=labels,
-        x_test=images[:10], y_test=labels[:10],
-        classes=tuple(str(c) for c in range(num_classes)), mean=(0.5,), std=(0.25,),
-        train_index=train_index, coarse_train=coarse,
+        name=f"fake_{family}",
+        family=family,
+        x_train=images,
+        y_train=labels,
+        x_test=images[:10],
+        y_test=labels[:10],
+        classes=tuple(str(c) for c in range(num_classes)),
+        mean=(0.5,),
+        std=(0.25,),
+        train_index=train_index,
+        coarse_train=coarse,
     )
 
 
@@ -70,6 +83,7 @@ def flipped(noisy: NoisyLabels, clean: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 # ---- registry and validation ----
+
 
 def test_every_model_has_a_one_line_doc() -> None:
     expected = {"sym", "sym_flip", "pairflip", "asym", "asym_superclass", "instance", "cifarn"}
@@ -101,6 +115,7 @@ def test_bad_seed_is_rejected(ten: Dataset) -> None:
 
 
 # ---- realised rates ----
+
 
 def test_sym_resamples_over_all_classes(ten: Dataset) -> None:
     noisy = apply_noise("sym", ten, 0.5, 0)
@@ -198,8 +213,10 @@ def test_asym_digits_follows_patrini(family: str) -> None:
 
 @pytest.mark.parametrize("family", ["fashion_mnist", "synthetic", "npz"])
 def test_asym_without_a_class_map_is_refused(family: str) -> None:
-    message = (f"noise model 'asym' has no class map for dataset family '{family}'; "
-               "use sym, sym_flip, pairflip or instance")
+    message = (
+        f"noise model 'asym' has no class map for dataset family '{family}'; "
+        "use sym, sym_flip, pairflip or instance"
+    )
     with pytest.raises(DataError, match=f"^{message}$"):
         apply_noise("asym", make_dataset(family, n=100), 0.4, 0)
 
@@ -219,6 +236,7 @@ def test_instance_extremes_without_spread(ten: Dataset) -> None:
 
 
 # ---- bookkeeping and seeding ----
+
 
 @pytest.mark.parametrize("model", ["sym", "sym_flip", "pairflip", "asym", "instance"])
 def test_same_seed_same_labels_other_seed_other_labels(cifar10: Dataset, model: str) -> None:
@@ -262,6 +280,7 @@ def test_labels_are_bit_identical_to_the_recorded_ones(model: str) -> None:
 
 
 # ---- CIFAR-N ----
+
 
 @pytest.fixture
 def cifarn_file(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
@@ -342,20 +361,30 @@ def test_cifar100n_on_a_cifar100_dataset(tmp_path: Path) -> None:
     noisy = apply_noise("cifarn", data, None, 0, file=str(path), key="noisy100")
     assert np.array_equal(noisy.labels, (clean + 7) % 100)
     with pytest.raises(DataError, match="no 'aggre_label'"):
-        apply_noise("cifarn", make_dataset("cifar10", labels=clean % 10), None, 0,
-                    file=str(path), key="aggre")
+        apply_noise(
+            "cifarn",
+            make_dataset("cifar10", labels=clean % 10),
+            None,
+            0,
+            file=str(path),
+            key="aggre",
+        )
 
 
 CIFARN_SUBSET = SHARED / "data" / "cifar-n" / "cifar10n_labels.npz"
 C10_SUBSET = SHARED / "data" / "cifar10_subset" / "cifar10_subset.npz"
 
 
-@pytest.mark.skipif(not (CIFARN_SUBSET.is_file() and C10_SUBSET.is_file()),
-                    reason="shared CIFAR-N labels or cifar10_subset absent")
+@pytest.mark.skipif(
+    not (CIFARN_SUBSET.is_file() and C10_SUBSET.is_file()),
+    reason="shared CIFAR-N labels or cifar10_subset absent",
+)
 def test_real_cifar10n_on_the_shared_subset() -> None:
     with np.load(C10_SUBSET) as archive:
         labels, index = archive["y_train"], archive["train_index"]
     data = make_dataset("cifar10", labels=labels, train_index=index, side=1)
-    rates = {key: apply_noise("cifarn", data, None, 0, file=str(CIFARN_SUBSET), key=key)
-             .realised_rate for key in ("aggre", "worst")}
+    rates = {
+        key: apply_noise("cifarn", data, None, 0, file=str(CIFARN_SUBSET), key=key).realised_rate
+        for key in ("aggre", "worst")
+    }
     assert rates == pytest.approx({"aggre": 0.0910, "worst": 0.4105}, abs=5e-4)

@@ -8,6 +8,7 @@ and commit it only if every change is one you meant.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -15,17 +16,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from factories import record_dict
 
-from harness import plots
-from harness.report import ReportPaths, build_report
+from nlbench import plots
+from nlbench.records import Record, parse_record
+from nlbench.report import ReportPaths, build_report
 
 GOLDEN = Path(__file__).parent / "golden"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GOLDEN_PROBLEMS = [("results/golden/deadbeef0000.json", "invalid JSON: line 1 column 1")]
 
 
-def golden_records() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((GOLDEN / "records").glob("*.json"))]
+def golden_records() -> list[Record]:
+    return [parse_record(json.loads(p.read_text())) for p in sorted((GOLDEN / "records").glob("*.json"))]
 
 
 def regenerate_golden() -> None:
@@ -41,53 +44,26 @@ def record(
     seed: int,
     last_acc: float,
     *,
-    recipe: str = "r1",
-    dataset: str = "digits",
-    model: str = "sym",
-    noise_options: dict | None = None,
-    dataset_options: dict | None = None,
-    realised: float | None = None,
-    diagnostics: dict | None = None,
-) -> dict:
-    """A minimal schema-1 record whose three epochs end at `last_acc`."""
-    spec = {
-        "suite": "t",
-        "dataset": {"name": dataset, "options": dataset_options or {}},
-        "noise": {"model": model, "ratio": ratio, "seed": seed, "options": noise_options or {}},
-        "method": {"name": method, "hparams": {"epochs": 3, "lr": 0.02}},
-        "seed": seed,
-    }
-    accs = [last_acc - 20, last_acc - 5, last_acc]
-    return {
-        "schema": 1,
-        "run_id": f"{method}-{recipe}-{dataset}-{model}-{ratio}-{noise_options}-{seed}",
-        "suite": "t",
-        "status": "ok",
-        "failure": None,
-        "spec": spec,
-        "recipe": recipe,
-        "env": {"nlbench_commit": "c0ffee", "torch": "2.5.1", "cuda": None, "device": "cpu"},
-        "noise": {"model": model, "nominal_ratio": ratio, "realised_rate": realised,
-                  "transition_counts": [[1]]},
-        "epochs": [
-            {"epoch": e, "losses": {"loss": 1.0}, "test_acc": acc,
-             "seconds": {"selection": 0.0, "train": 1.0, "eval": 0.1},
-             "diagnostics": diagnostics or {}}
-            for e, acc in enumerate(accs)
-        ],
-        "final": {"last_acc": last_acc, "best_acc": max(accs), "best_epoch": 2,
-                  "mean_last10": sum(accs) / 3},
-        "scored_network": "the only network",
-        "wall_seconds": 3.0,
-        "images_per_second": 1000.0,
-    }
+    hparams: dict | None = None,
+    engine: dict | None = None,
+    **options,
+) -> Record:
+    """A record whose three epochs end at `last_acc`; `options` go to `record_dict`."""
+    hparams = {"epochs": 3, "lr": 0.02, **(hparams or {})}
+    tag = json.dumps([hparams, engine, options], sort_keys=True, default=str)
+    raw = record_dict(
+        f"{method}-{ratio}-{seed}-{hashlib.sha256(tag.encode()).hexdigest()[:6]}", method=method, ratio=ratio, seed=seed,
+        accs=(last_acc - 20, last_acc - 5, last_acc), hparams=hparams, **options,
+    )  # fmt: skip
+    if engine is not None:
+        raw["spec"]["engine"] = engine
+    return parse_record(raw)
 
 
-def failed_record(method: str, ratio: float, seed: int, reason: str, epoch: int) -> dict:
-    rec = record(method, ratio, seed, 0.0)
-    rec.update(status="failed", failure={"reason": reason, "epoch": epoch}, final=None)
-    rec["run_id"] = f"failed-{method}-{seed}"
-    return rec
+def failed_record(method: str, ratio: float, seed: int, reason: str, epoch: int) -> Record:
+    raw = record_dict(f"failed-{method}-{seed}", method=method, ratio=ratio, seed=seed,
+                      accs=(10.0,), failure={"reason": reason, "epoch": epoch})  # fmt: skip
+    return parse_record(raw)
 
 
 def table(markdown: str, group: str, title: str = "last-epoch test accuracy (%)") -> dict:
@@ -105,7 +81,7 @@ def no_plots(monkeypatch):
     monkeypatch.setattr(plots, "group_plots", lambda *args: [])
 
 
-def build(records: list[dict], out: Path, **kwargs) -> tuple[ReportPaths, str]:
+def build(records: list[Record], out: Path, **kwargs) -> tuple[ReportPaths, str]:
     paths = build_report(records, out, **kwargs)
     return paths, paths.markdown.read_text(encoding="utf-8")
 
@@ -137,10 +113,14 @@ def test_std_is_the_sample_std_and_a_dash_for_one_run(tmp_path, no_plots):
 
 def test_bold_goes_to_the_best_mean_of_each_column_as_printed(tmp_path, no_plots):
     records = [
-        record("a", 0.2, 0, 90.0), record("b", 0.2, 0, 80.0),
+        record("a", 0.2, 0, 90.0),
+        record("b", 0.2, 0, 80.0),
         # a's mean 82.195 is 82.19499... in binary: it prints as 82.19, a tie with b, so both
-        record("a", 0.5, 0, 81.8), record("a", 0.5, 1, 82.59), record("b", 0.5, 0, 82.19),
-        record("a", 0.8, 0, 40.0), record("b", 0.8, 0, 40.5),
+        record("a", 0.5, 0, 81.8),
+        record("a", 0.5, 1, 82.59),
+        record("b", 0.5, 0, 82.19),
+        record("a", 0.8, 0, 40.0),
+        record("b", 0.8, 0, 40.5),
     ]
     _, text = build(records, tmp_path)
     cells = table(text, "digits · sym")
@@ -159,15 +139,17 @@ def test_best_epoch_and_last10_tables_are_labelled(tmp_path, no_plots):
 
 def test_two_recipes_of_one_method_are_not_merged(tmp_path, no_plots):
     records = [
-        record("ce", 0.2, 0, 80.0, recipe="r1"), record("ce", 0.2, 1, 82.0, recipe="r1"),
-        record("ce", 0.2, 0, 60.0, recipe="r2"), record("ssr", 0.2, 0, 85.0, recipe="s1"),
+        record("ce", 0.2, 0, 80.0),
+        record("ce", 0.2, 1, 82.0),
+        record("ce", 0.2, 0, 60.0, hparams={"lr": 0.1, "epochs": 5}),
+        record("ssr", 0.2, 0, 85.0, hparams={"k": 20}),
     ]
     _, text = build(records, tmp_path)
     cells = table(text, "digits · sym")
-    assert cells[("ce [r1]", "0.2")] == "81.00 ± 1.41 (2)"
-    assert cells[("ce [r2]", "0.2")] == "60.00 ± – (1)"
-    assert ("ssr", "0.2") in cells
-    assert "ce ran under 2 recipes (r1, r2)" in text
+    assert cells[("ce epochs=3, lr=0.02", "0.2")] == "81.00 ± 1.41 (2)"
+    assert cells[("ce epochs=5, lr=0.1", "0.2")] == "60.00 ± – (1)"
+    assert ("ssr", "0.2") in cells, "one recipe: the plain name"
+    assert "ce ran under 2 recipes (epochs=3, lr=0.02; epochs=5, lr=0.1)" in text
 
 
 def test_specs_that_differ_beyond_the_seed_get_separate_tables(tmp_path, no_plots):
@@ -175,20 +157,19 @@ def test_specs_that_differ_beyond_the_seed_get_separate_tables(tmp_path, no_plot
         record("ce", 0.2, 0, 80.0),
         record("ce", 0.2, 0, 50.0, dataset_options={"subset": 100}),
         record("ce", 0.2, 0, 60.0, model="asym", noise_options={"variant": "superclass"}),
-        record("ce", 0.2, 0, 40.0),
+        record("ce", 0.2, 0, 40.0, engine={"amp": False}),  # fp32 runs never share a bf16 cell
     ]
-    records[-1]["spec"]["budget"] = "shared"  # a spec field added later must split, not merge
-    records[-1]["run_id"] += "-shared"
     _, text = build(records, tmp_path)
     assert table(text, "digits · sym")[("ce", "0.2")] == "**80.00 ± – (1)**"
     assert table(text, "digits (subset=100) · sym")[("ce", "0.2")] == "**50.00 ± – (1)**"
     assert table(text, "digits · asym (variant=superclass)")[("ce", "0.2")].startswith("**60.00")
-    assert table(text, "digits · sym (budget=shared)")[("ce", "0.2")] == "**40.00 ± – (1)**"
+    assert table(text, "digits · sym (engine={'amp': False})")[("ce", "0.2")] == "**40.00 ± – (1)**"
 
 
 def test_realised_noise_is_shown_per_ratio(tmp_path, no_plots):
     records = [
-        record("ce", 0.2, 0, 80.0, realised=0.17), record("ce", 0.2, 1, 80.0, realised=0.19),
+        record("ce", 0.2, 0, 80.0, realised=0.17),
+        record("ce", 0.2, 1, 80.0, realised=0.19),
         record("ce", 0.5, 0, 60.0, realised=0.45),
     ]
     _, text = build(records, tmp_path)
@@ -197,8 +178,16 @@ def test_realised_noise_is_shown_per_ratio(tmp_path, no_plots):
 
 def test_real_world_noise_uses_its_options_as_columns(tmp_path):
     records = [
-        record("ce", None, 0, 70.0, dataset="cifar10", model="cifarn",
-               noise_options={"key": key}, realised=rate)
+        record(
+            "ce",
+            None,
+            0,
+            70.0,
+            dataset="cifar10",
+            model="cifarn",
+            noise_options={"key": key},
+            realised=rate,
+        )
         for key, rate in (("worst", 0.40), ("aggre", 0.09))
     ]
     paths, text = build(records, tmp_path)
@@ -215,10 +204,16 @@ def test_failed_runs_and_unreadable_records_are_listed_not_scored(tmp_path, no_p
     records = [record("coteaching", 0.5, 0, 70.0), crashed, stored_only]
     extra = failed_record("ssr", 0.2, 0, "CUDA out of memory", 0)
     problems = [(Path("results/t/x.json"), "truncated")]
-    _, text = build(records, tmp_path, failed=[crashed, extra], problems=problems)
+    records.append(extra)
+    _, text = build(records, tmp_path, problems=problems)
     failed = text.split("## Failed runs\n", 1)[1].split("\n## ", 1)[0]
-    assert failed.count("| failed-coteaching-1 | coteaching | digits  | sym   |   0.5 |    1 | "
-                        "loss is nan        |     3 |") == 1
+    assert (
+        failed.count(
+            "| failed-coteaching-1 | coteaching | digits  | sym   |   0.5 |    1 | "
+            "loss is nan        |     3 |"
+        )
+        == 1
+    )
     assert "| failed-ssr-0" in failed and "CUDA out of memory" in failed
     assert "| failed-elr-0" in failed and "diverged" in failed
     assert table(text, "digits · sym")[("coteaching", "0.5")] == "**70.00 ± – (1)**"
@@ -233,10 +228,21 @@ def test_csv_has_one_flat_row_per_run(tmp_path, no_plots):
     paths, _ = build(records, tmp_path)
     csv = pd.read_csv(paths.csv)
     assert len(csv) == 2
-    for column in ("run_id", "recipe", "spec.dataset.name", "spec.noise.ratio",
-                   "spec.method.hparams.lr", "spec.seed", "final.last_acc", "final.best_epoch",
-                   "final.mean_last10", "noise.realised_rate", "wall_seconds",
-                   "images_per_second", "diagnostics.selection_precision", "env.device"):
+    for column in (
+        "run_id",
+        "spec.dataset.name",
+        "spec.noise.ratio",
+        "spec.method.hparams.lr",
+        "spec.seed",
+        "final.last_acc",
+        "final.best_epoch",
+        "final.mean_last10",
+        "noise.realised_rate",
+        "wall_seconds",
+        "images_per_second",
+        "diagnostics.selection_precision",
+        "env.device",
+    ):
         assert column in csv.columns, column
     assert list(csv["final.last_acc"]) == [80.0, 81.0]
     assert list(csv["diagnostics.fraction_selected"]) == [0.6, 0.6]
@@ -246,12 +252,17 @@ def test_plots_are_valid_pngs_and_diagnostics_only_when_reported(tmp_path):
     diag = {"selection_precision": 0.9, "selection_recall": 0.7}
     records = [
         record(m, r, s, 80.0 - 30 * r + s, diagnostics=diag if m == "ssr" else None)
-        for m in ("ce", "ssr") for r in (0.2, 0.5) for s in (0, 1)
+        for m in ("ce", "ssr")
+        for r in (0.2, 0.5)
+        for s in (0, 1)
     ] + [record("ce", 0.2, 0, 70.0, dataset="mnist")]
     paths, text = build(records, tmp_path)
     assert {p.name for p in paths.plots} == {
-        "acc_vs_noise_digits_sym.png", "curves_digits_sym.png", "diagnostics_digits_sym.png",
-        "acc_vs_noise_mnist_sym.png", "curves_mnist_sym.png",
+        "acc_vs_noise_digits_sym.png",
+        "curves_digits_sym.png",
+        "diagnostics_digits_sym.png",
+        "acc_vs_noise_mnist_sym.png",
+        "curves_mnist_sym.png",
     }
     for path in paths.plots:
         data = path.read_bytes()
@@ -278,7 +289,8 @@ def test_fifty_records_take_seconds_not_minutes(tmp_path):
     records = [
         record(m, r, s, 80.0 - 30 * r + s, diagnostics=diag)
         for m in ("ce", "coteaching", "ssr", "dividemix", "elr")
-        for r in (0.2, 0.5) for s in range(5)
+        for r in (0.2, 0.5)
+        for s in range(5)
     ]
     start = time.perf_counter()
     build(records, tmp_path)

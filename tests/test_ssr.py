@@ -9,24 +9,24 @@ import numpy as np
 import pytest
 import torch
 
-from data.errors import DataError
-from harness.config import Suite, expand, load_suite
-from harness.context import MethodContext
-from harness.errors import ConfigError
-from harness.neighbours import NeighbourIndex
-from harness.networks import build_network
-from harness.official_cli import parse_ssr_command
-from harness.plan import Stream
-from harness.runner import run_sweep
-from harness.sampling import StreamSampler, class_balanced_ids
-from harness.store import Store
-from methods.ssr import SSR, knn_vote, relabel, select
+from nlbench.config import Suite, expand, load_suite
+from nlbench.engine.sampling import StreamSampler, class_balanced_ids
+from nlbench.errors import ConfigError, DataError
+from nlbench.methods._ssr_command import parse_ssr_command
+from nlbench.methods.api.context import MethodContext
+from nlbench.methods.api.plan import Stream
+from nlbench.methods.ssr import SSR, knn_vote, relabel, select
+from nlbench.methods.toolkit.neighbours import NeighbourIndex
+from nlbench.methods.toolkit.networks import build_network
+from nlbench.runner import run_sweep
+from nlbench.store import Store
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 PAPER_SUITES = ["ssr_cifar10_paper", "ssr_cifar100_paper"]
 
 
 # ---- relabelling ----
+
 
 def test_relabel_threshold_is_strict():
     probs = torch.tensor([[0.75, 0.25], [0.8125, 0.1875], [0.25, 0.75], [0.5, 0.5]])
@@ -36,14 +36,20 @@ def test_relabel_threshold_is_strict():
     assert relabel(probs, noisy, theta_r=0.7).tolist() == [0, 0, 1, 1]
 
 
-def _fake_context(features: list[torch.Tensor], logits: list[torch.Tensor],
-                  noisy: torch.Tensor, num_classes: int) -> MethodContext:
+def _fake_context(
+    features: list[torch.Tensor], logits: list[torch.Tensor], noisy: torch.Tensor, num_classes: int
+) -> MethodContext:
     """A context whose feature pass returns prescribed (features, logits), one pair per call."""
     passes = iter(zip(features, logits))
     return MethodContext(
-        num_classes=num_classes, image_shape=(1, 4, 4), device=torch.device("cpu"),
-        noisy_labels=noisy, noise_model="sym", noise_rate_hint=None,
-        rng=np.random.default_rng(0), generator=torch.Generator().manual_seed(0),
+        num_classes=num_classes,
+        image_shape=(1, 4, 4),
+        device=torch.device("cpu"),
+        noisy_labels=noisy,
+        noise_model="sym",
+        noise_rate_hint=None,
+        rng=np.random.default_rng(0),
+        generator=torch.Generator().manual_seed(0),
         network=lambda name, **opts: build_network(name, num_classes, 1, 4, **opts),
         features=lambda fn, view="weak", batch_size=None: next(passes),
         neighbour_index=NeighbourIndex.build,
@@ -78,6 +84,7 @@ def test_epoch_plan_matches_the_official_loaders():
 
 
 # ---- selection ----
+
 
 def test_mislabelled_point_inside_a_pure_cluster_is_not_selected():
     gen = torch.Generator().manual_seed(0)
@@ -119,16 +126,20 @@ def test_class_prior_division_rescues_a_minority_label():
 def test_class_balanced_sampler_gives_every_present_class_the_largest_count():
     labels = torch.tensor([0] * 5 + [1] * 2 + [3] * 3)
     indices = torch.arange(100, 110)
-    ids = class_balanced_ids(indices, labels, num_classes=4,
-                             generator=torch.Generator().manual_seed(0))
+    ids = class_balanced_ids(
+        indices, labels, num_classes=4, generator=torch.Generator().manual_seed(0)
+    )
     owner = dict(zip(indices.tolist(), labels.tolist()))
     drawn = torch.tensor([owner[i] for i in ids.tolist()])
     assert torch.bincount(drawn, minlength=4).tolist() == [5, 5, 0, 5]
     assert sorted(ids[:5].tolist()) == list(range(100, 105))  # the largest class once each
     full_labels = torch.zeros(110, dtype=torch.long)
     full_labels[indices] = labels
-    sampler = StreamSampler(Stream(indices, full_labels, sampling="class_balanced", batch_size=4),
-                            4, torch.Generator().manual_seed(0))
+    sampler = StreamSampler(
+        Stream(indices, full_labels, sampling="class_balanced", batch_size=4),
+        4,
+        torch.Generator().manual_seed(0),
+    )
     assert sampler.batches_per_pass == 15 // 4
 
 
@@ -153,27 +164,31 @@ def test_ssr_beats_ce_under_half_symmetric_noise(write_suite, tmp_path):
     store = Store(tmp_path / "results" / suite.name)
     summary = run_sweep(suite, expand(suite), store, device_name="cpu")
     assert summary.failed == []
-    final = {r["spec"]["method"]["name"]: r for r in store.load()[0]}
+    final = {r.spec.method["name"]: r for r in store.load()[0]}
     ssr, ce = final["ssr"], final["ce"]
-    assert ssr["final"]["last_acc"] > ce["final"]["last_acc"] + 10
-    last = ssr["epochs"][-1]["diagnostics"]
+    assert ssr.final.last_acc > ce.final.last_acc + 10
+    last = ssr.epochs[-1].diagnostics
     assert last["selection_precision"] > 0.8  # cleaner than the ~0.63 of the noisy labels
-    assert set(ssr["epochs"][0]["losses"]) == {"loss", "loss_ce", "loss_fc"}
+    assert set(ssr.epochs[0].losses) == {"loss", "loss_ce", "loss_fc"}
 
 
 @pytest.mark.parametrize("name", PAPER_SUITES)
 def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(name, tmp_path, fake_cifar):
     small = {"network": "small_cnn", "epochs": 1}
     overrides = [
-        f"dataset.root={fake_cifar}", "seeds=[0]", "noise=[{model: sym, ratios: [0.5]}]",
-        f"methods.ssr.hparams={ {**small, 'k': 5} }", f"methods.ce.hparams={small}",
-        "engine.progress=false", f"results_dir={tmp_path / 'results'}",
+        f"dataset.root={fake_cifar}",
+        "seeds=[0]",
+        "noise=[{model: sym, ratios: [0.5]}]",
+        f"methods.ssr.hparams={ {**small, 'k': 5} }",
+        f"methods.ce.hparams={small}",
+        "engine.progress=false",
+        f"results_dir={tmp_path / 'results'}",
     ]
     suite = load_suite(BENCHMARKS / f"{name}.yaml", overrides)
     store = Store(tmp_path / "results" / suite.name)
     summary = run_sweep(suite, expand(suite), store, device_name="cpu")
     assert (summary.ran, summary.failed) == (2, [])
-    assert {r["spec"]["method"]["name"] for r in store.load()[0]} == {"ssr", "ce"}
+    assert {r.spec.method["name"] for r in store.load()[0]} == {"ssr", "ce"}
 
 
 def test_paper_suites_validate_without_data():
@@ -190,8 +205,9 @@ def test_paper_suites_validate_without_data():
 
 
 def test_paper_suite_without_root_stops_before_training(tmp_path):
-    suite = load_suite(BENCHMARKS / "ssr_cifar10_paper.yaml",
-                       ["seeds=[0]", f"results_dir={tmp_path}"])
+    suite = load_suite(
+        BENCHMARKS / "ssr_cifar10_paper.yaml", ["seeds=[0]", f"results_dir={tmp_path}"]
+    )
     with pytest.raises(DataError, match="dataset.root"):
         run_sweep(suite, expand(suite), Store(tmp_path / suite.name), device_name="cpu")
     assert not (tmp_path / suite.name).exists()
@@ -199,9 +215,12 @@ def test_paper_suite_without_root_stops_before_training(tmp_path):
 
 # ---- the official command line ----
 
+
 def test_readme_command_becomes_a_one_run_suite():
-    argv = ("--theta_r 0.8 --noise_mode sym --noise_ratio 0.9 --dataset cifar100 "
-            "--dataset_path /data/cifar").split()
+    argv = (
+        "--theta_r 0.8 --noise_mode sym --noise_ratio 0.9 --dataset cifar100 "
+        "--dataset_path /data/cifar"
+    ).split()
     suite = Suite.model_validate(parse_ssr_command(argv))
     (spec,) = expand(suite)
     assert spec.dataset["name"] == "cifar100" and spec.dataset["root"] == "/data/cifar"
@@ -209,13 +228,19 @@ def test_readme_command_becomes_a_one_run_suite():
     assert spec.method["hparams"] == {**SSR.HParams().model_dump(), "theta_r": 0.8}
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--open_ratio", "0.2"], "open-set noise is not supported"),
-    (["--noisy_dataset", "imagenet32"], "open-set noise is not supported"),
-    (["--noise_ratoi", "0.2"], "unknown argument '--noise_ratoi'.*did you mean '--noise_ratio'"),
-    (["--k", "many"], "invalid int value"),
-    (["--dataset", "cifar100", "--noise_mode", "asym"], "KeyError"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--open_ratio", "0.2"], "open-set noise is not supported"),
+        (["--noisy_dataset", "imagenet32"], "open-set noise is not supported"),
+        (
+            ["--noise_ratoi", "0.2"],
+            "unknown argument '--noise_ratoi'.*did you mean '--noise_ratio'",
+        ),
+        (["--k", "many"], "invalid int value"),
+        (["--dataset", "cifar100", "--noise_mode", "asym"], "KeyError"),
+    ],
+)
 def test_rejected_official_flags(argv, message):
     with pytest.raises(ConfigError, match=message):
         parse_ssr_command(argv)
@@ -224,6 +249,7 @@ def test_rejected_official_flags(argv, message):
 def test_ignored_official_flags_change_nothing():
     plain = parse_ssr_command([])
     ignored = parse_ssr_command(["--model", "ResNet50", "--gpuid", "3", "--open_ratio", "0"])
-    assert {k: v for k, v in ignored.items() if k != "description"} == \
-        {k: v for k, v in plain.items() if k != "description"}
+    assert {k: v for k, v in ignored.items() if k != "description"} == {
+        k: v for k, v in plain.items() if k != "description"
+    }
     assert "--model is ignored" in ignored["description"]

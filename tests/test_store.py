@@ -1,4 +1,4 @@
-"""The store: atomic records, resume, and unreadable records reported and redone."""
+"""The store: atomic typed records, resume, unreadable records reported, old schemas refused."""
 
 from __future__ import annotations
 
@@ -6,19 +6,19 @@ import json
 import os
 
 import pytest
+from factories import make_record, record_dict
 
-from harness.store import SCHEMA, Store, write_atomic
-
-
-def _record(run_id: str) -> dict:
-    return {"schema": SCHEMA, "run_id": run_id, "spec": {}, "status": "ok"}
+from nlbench.errors import ConfigError
+from nlbench.store import Store, write_atomic
 
 
-def test_write_and_load(tmp_path):
+def test_write_and_load_round_trips_the_typed_record(tmp_path):
     store = Store(tmp_path)
-    store.write(_record("abc"))
+    written = make_record("abc", method="gce", hparams={"epochs": 2, "q": 0.7})
+    store.write(written)
     records, problems = store.load()
-    assert [r["run_id"] for r in records] == ["abc"] and problems == []
+    assert records == [written] and problems == []
+    assert records[0].spec.method["hparams"]["q"] == 0.7
     assert not list(tmp_path.glob(".*tmp"))  # no temporary left behind
 
 
@@ -38,27 +38,45 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
 
 def test_truncated_record_is_reported_and_quarantined(tmp_path):
     store = Store(tmp_path)
-    store.write(_record("good"))
-    text = json.dumps(_record("bad"))
+    store.write(make_record("good"))
+    text = json.dumps(record_dict("bad"))
     (tmp_path / "bad.json").write_text(text[: len(text) // 2])
     records, problems = store.load()
-    assert [r["run_id"] for r in records] == ["good"]
+    assert [r.run_id for r in records] == ["good"]
     assert problems[0][0].name == "bad.json" and "truncated" in problems[0][1]
     moved = store.quarantine(problems[0][0])
     assert moved.exists() and moved.read_text() == text[: len(text) // 2]
     assert store.load()[1] == []
 
 
-def test_wrong_schema_and_mismatched_id_are_problems(tmp_path):
+def test_unknown_schema_missing_field_and_mismatched_id_are_problems(tmp_path):
     store = Store(tmp_path)
-    (tmp_path / "a.json").write_text(json.dumps({**_record("a"), "schema": 99}))
-    (tmp_path / "b.json").write_text(json.dumps(_record("not-b")))
+    (tmp_path / "a.json").write_text(json.dumps({**record_dict("a"), "schema_version": 99}))
+    (tmp_path / "b.json").write_text(json.dumps(record_dict("not-b")))
+    no_env = record_dict("c")
+    del no_env["env"]
+    (tmp_path / "c.json").write_text(json.dumps(no_env))
     problems = dict((p.name, m) for p, m in store.load()[1])
-    assert "schema 99" in problems["a.json"]
+    assert "schema version 99" in problems["a.json"]
     assert "does not match" in problems["b.json"]
+    assert "field 'env'" in problems["c.json"]
+
+
+def test_an_older_schema_is_refused_with_one_line_and_left_in_place(tmp_path):
+    """Records of nlbench 0.1 (schema 1: other seeding, untyped) are never mixed with new ones."""
+    store = Store(tmp_path)
+    store.write(make_record("new"))
+    old = {"schema": 1, "run_id": "old", "spec": {}, "status": "ok"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError) as caught:
+        store.load()
+    message = str(caught.value)
+    assert "1 record(s) of schema version 1" in message and f"mv {tmp_path}" in message
+    assert "\n" not in message
+    assert json.loads((tmp_path / "old.json").read_text()) == old
 
 
 def test_records_are_readable_by_others(tmp_path):
     """Cluster users share results folders: a record must not stay private like mkstemp's file."""
-    path = Store(tmp_path).write(_record("abc"))
+    path = Store(tmp_path).write(make_record("abc"))
     assert path.stat().st_mode & 0o777 == 0o644

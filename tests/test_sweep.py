@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from harness.cli import main
-from harness.config import expand, load_suite
-from harness.runner import run_sweep
-from harness.store import Store
+from nlbench.cli import main
+from nlbench.config import expand, load_suite
+from nlbench.runner import run_sweep
+from nlbench.store import Store
 
 SUITE = """
 name: tiny
@@ -22,15 +22,16 @@ engine: {progress: false}
 
 
 def test_clean_synthetic_ce_reaches_high_accuracy(write_suite, tmp_path):
-    suite = load_suite(write_suite(SUITE), ["noise.0.ratios=[0.0]", "seeds=[0]",
-                                           "methods.ce.hparams.epochs=8"])
+    suite = load_suite(
+        write_suite(SUITE), ["noise.0.ratios=[0.0]", "seeds=[0]", "methods.ce.hparams.epochs=8"]
+    )
     store = Store(tmp_path / "results" / "tiny")
     run_sweep(suite, expand(suite), store, device_name="cpu")
     (record,) = store.load()[0]
-    assert record["status"] == "ok"
-    assert record["final"]["last_acc"] > 90.0
-    assert record["noise"]["realised_rate"] == 0.0
-    assert len(record["epochs"]) == 8 and record["epochs"][0]["seconds"]["train"] > 0
+    assert record.status == "ok"
+    assert record.final.last_acc > 90.0
+    assert record.noise.realised_rate == 0.0
+    assert len(record.epochs) == 8 and record.epochs[0].seconds["train"] > 0
 
 
 def test_half_done_sweep_runs_only_the_rest(write_suite, tmp_path):
@@ -54,7 +55,7 @@ def test_same_seed_reproduces_exactly(write_suite, tmp_path):
     for i in range(2):
         store = Store(tmp_path / f"r{i}")
         run_sweep(suite, [spec], store, device_name="cpu")
-        accs.append([e["test_acc"] for e in store.load()[0][0]["epochs"]])
+        accs.append([e.test_acc for e in store.load()[0][0].epochs])
     assert accs[0] == accs[1]
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.config import expand, load_suite
-from harness.store import Store
+from nlbench.cli import main
+from nlbench.config import expand, load_suite
+from nlbench.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,20 +24,24 @@ def _cluster_up() -> bool:
     if shutil.which("sbatch") is None:
         return False
     try:  # a controller that is down makes scontrol retry for seconds: a short timeout says no
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=3,
-                              check=False)
+        ping = subprocess.run(
+            ["scontrol", "ping"], capture_output=True, text=True, timeout=3, check=False
+        )
         if "UP" not in ping.stdout:
             return False
-        nodes = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
-                               timeout=10, check=False)
+        nodes = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return bool({"idle", "mixed", "allocated", "completing"} & set(nodes.stdout.split()))
 
 
 pytestmark = [
-    pytest.mark.skipif(not _cluster_up(), reason="no Slurm cluster answers (start one with "
-                                                 "scripts/ci/slurm-single-node.sh)"),
+    pytest.mark.skipif(
+        not _cluster_up(),
+        reason="no Slurm cluster answers (start one with scripts/ci/slurm-single-node.sh)",
+    ),
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 pytest.importorskip("submitit")
@@ -54,8 +58,10 @@ engine: {progress: false}
 """
 # One run long enough (~35 ms an epoch on one CPU) to be caught mid-way, checkpointing often.
 LONG = [
-    "seeds=[0]", "dataset.options={n_train: 2048, n_test: 256, num_classes: 4, size: 16}",
-    "methods.ce.hparams.epochs=400", "engine.checkpoint_every=10",
+    "seeds=[0]",
+    "dataset.options={n_train: 2048, n_test: 256, num_classes: 4, size: 16}",
+    "methods.ce.hparams.epochs=400",
+    "engine.checkpoint_every=10",
 ]
 
 
@@ -67,9 +73,13 @@ def _wait(condition, timeout: float, what: str) -> None:
 
 
 def _start(path: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "run_bench.py"), "run", str(path),
-                             "--no-progress", *extra], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run_bench.py"), "run", str(path), "--no-progress", *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _job_id(results: Path) -> tuple[str, str]:
@@ -129,13 +139,15 @@ def test_preempted_job_requeues_itself_and_resumes(write_suite, tmp_path):
     (record,) = Store(results).load()[0]
     assert record["status"] == "ok" and len(record["epochs"]) == 400
     assert record["resumed_from_epoch"] >= 10
-    restarts = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, check=False,
-                              text=True).stdout
+    restarts = subprocess.run(
+        ["scontrol", "show", "job", job_id], capture_output=True, check=False, text=True
+    ).stdout
     assert "Restarts=1" in restarts or not restarts  # the job may have aged out of scontrol
 
 
 def test_rerun_waits_for_jobs_of_a_killed_sweep_instead_of_submitting_them_twice(
-        write_suite, tmp_path, capsys):
+    write_suite, tmp_path, capsys
+):
     path = write_suite(SUITE)
     results = tmp_path / "results" / "onslurm"
     sweep = _start(path, *[arg for item in LONG for arg in ("--set", item)])

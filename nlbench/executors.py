@@ -1,7 +1,7 @@
 """Executors: where a sweep's pending runs execute, behind one interface.
 
 `serial` runs them one after another in this process; `local` in a pool of worker processes on this
-machine, each pinned to one device slot; `slurm` (harness/slurm.py) as one Slurm job array. All
+machine, each pinned to one device slot; `slurm` (nlbench/slurm.py) as one Slurm job array. All
 take the same job function and plain-data jobs, and yield one `Outcome` per job as it ends. The
 outcome carries no result: the record the job wrote is the result, because the store is the only
 state a sweep shares, and a job on another machine can hand back nothing else reliably. `error`
@@ -18,54 +18,19 @@ import signal
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import torch
 
-from harness.config import ExecutorEntry
-from harness.engine import resolve_device
-from harness.errors import ConfigError
-
-JobFn = Callable[..., Any]
-
-
-class RunJob(NamedTuple):
-    """One run as plain data, so it pickles to a spawned worker or a Slurm job: `fn(*job)`.
-
-    `device` is the suite's device name ("auto", "cpu", "cuda"); the executor replaces it with the
-    slot a run gets where it executes. `threads` caps torch's CPU threads in that process.
-    """
-
-    spec: dict[str, Any]
-    options: dict[str, Any]
-    results_dir: str
-    device: str
-    threads: int | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A job that ended: `error` is None when it ended normally (its record says how it went)."""
-
-    job: RunJob
-    error: str | None = None
-
-
-class Executor(Protocol):
-    """Runs `fn(*job)` for every job, yielding each job's outcome as soon as it ends."""
-
-    def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]: ...
-
-
-def describe_error(exc: BaseException) -> str:
-    """The full traceback (a worker's remote one included), so a crash can be debugged from it."""
-    return "".join(traceback.format_exception(exc)).rstrip()
+from nlbench.config import ExecutorEntry
+from nlbench.devices import resolve_device
+from nlbench.errors import ConfigError
+from nlbench.jobs import Executor, JobFn, Outcome, RunJob, describe_error
 
 
 class SerialExecutor:
@@ -163,8 +128,9 @@ class LocalExecutor:
 
     def _spawn(self, ctx: Any, slot: str, fn: JobFn) -> _Worker:
         conn, child = ctx.Pipe()
-        process = ctx.Process(target=_worker, daemon=True,
-                              args=(slot, self.threads, os.getpid(), fn, child))
+        process = ctx.Process(
+            target=_worker, daemon=True, args=(slot, self.threads, os.getpid(), fn, child)
+        )
         process.start()
         child.close()
         return _Worker(slot, process, conn)
@@ -190,8 +156,11 @@ class LocalExecutor:
         if worker.process.is_alive() or worker.index is None:
             return None
         index, worker.index = worker.index, None
-        return Outcome(jobs[index], f"its worker process died (exit code "
-                                    f"{worker.process.exitcode}: killed, or out of memory?)")
+        return Outcome(
+            jobs[index],
+            f"its worker process died (exit code "
+            f"{worker.process.exitcode}: killed, or out of memory?)",
+        )
 
     def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
         if not jobs:
@@ -231,7 +200,7 @@ def make_executor(entry: ExecutorEntry, device: str, folder: Path, job_name: str
     if entry.kind == "slurm":
         if importlib.util.find_spec("submitit") is None:
             raise ConfigError("executor 'slurm' needs submitit: pip install -e '.[slurm]'")
-        from harness.slurm import SlurmExecutor
+        from nlbench.slurm import SlurmExecutor
 
         return SlurmExecutor(entry, Path(entry.log_dir) if entry.log_dir else folder, job_name)
     resolved = resolve_device(device)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from harness.plan import Stream
+from nlbench.methods.api.plan import Stream
 
 
-def class_balanced_ids(indices: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                       generator: torch.Generator) -> torch.Tensor:
+def class_balanced_ids(
+    indices: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator
+) -> torch.Tensor:
     """The id list of SSR's `ClassBalancedSampler` (utils/classbalancedsampler.py, num_fold=1).
 
     With M the largest class count among `indices`, every class present contributes exactly M ids:
@@ -44,8 +45,9 @@ class StreamSampler:
         self.stream = stream
         self.generator = generator
         if stream.sampling == "class_balanced":
-            self.pool = class_balanced_ids(stream.indices, stream.labels[stream.indices],
-                                           num_classes, generator)
+            self.pool = class_balanced_ids(
+                stream.indices, stream.labels[stream.indices], num_classes, generator
+            )
         else:
             self.pool = stream.indices.cpu()
         self.batch_size = stream.batch_size
@@ -63,6 +65,6 @@ class StreamSampler:
         if self._pos + size > len(self._order):
             self._order = self.pool[torch.randperm(len(self.pool), generator=self.generator)]
             self._pos = 0
-        ids = self._order[self._pos:self._pos + size]
+        ids = self._order[self._pos : self._pos + size]
         self._pos += size
         return ids

@@ -1,5 +1,5 @@
 """A sweep: prepare data and noise for every pending run, hand the runs to the suite's executor
-(harness/executors.py), and read the one record each run writes.
+(nlbench/executors.py), and read the one record each run writes.
 
 Data and noise are prepared for all pending runs *before* any training, so a missing folder or a
 noise model without a class map fails in seconds, not after hours of other runs. A run a worker
@@ -8,11 +8,7 @@ executes is `run_job`: plain data in, a record in the store out, whatever proces
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,15 +18,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from data.dataset import Dataset
-from data.datasets import load_dataset
-from data.noise import NoisyLabels, apply_noise
-from harness.config import EngineOptions, RunSpec, Suite
-from harness.engine import Engine, FitResult, RunFailed, resolve_device
-from harness.errors import ConfigError
-from harness.executors import Executor, Outcome, RunJob, SerialExecutor, make_executor
-from harness.store import SCHEMA, Store, read_record
-from methods.base import get as get_method
+from nlbench.config import RunSpec, Suite
+from nlbench.data.dataset import Dataset
+from nlbench.data.datasets import load_dataset
+from nlbench.data.noise import NoisyLabels, apply_noise
+from nlbench.devices import resolve_device
+from nlbench.engine import Engine, EngineOptions, FitResult, RunFailed
+from nlbench.errors import ConfigError
+from nlbench.executors import SerialExecutor, make_executor
+from nlbench.jobs import Executor, Outcome, RunJob
+from nlbench.methods.api import get as get_method
+from nlbench.records import EpochLog, Failure, FinalMetrics, NoiseInfo, Record, environment
+from nlbench.store import Store, read_record
 
 
 @dataclass
@@ -47,24 +46,6 @@ class SweepSummary:
     crashed: int = 0
     failed: list[str] = field(default_factory=list)
     problems: list[tuple[Path, str, Path]] = field(default_factory=list)
-
-
-@functools.cache
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).resolve().parents[1], timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return {"nlbench_commit": _git_commit(), "torch": torch.__version__,
-            "cuda": torch.version.cuda if device.type == "cuda" else None,
-            "device": device.type, "device_name": name or platform.machine(),
-            "python": platform.python_version()}
 
 
 class DataCache:
@@ -89,65 +70,81 @@ class DataCache:
         key = json.dumps([spec.dataset, spec.noise], sort_keys=True)
         if key not in self._noise:
             nz = spec.noise
-            self._noise[key] = apply_noise(nz["model"], self.dataset(spec), nz["ratio"],
-                                           nz["seed"], **nz["options"])
+            self._noise[key] = apply_noise(
+                nz["model"], self.dataset(spec), nz["ratio"], nz["seed"], **nz["options"]
+            )
         return self._noise[key]
 
 
-def final_metrics(epochs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Last-epoch accuracy is the headline; best epoch is test-selected and labelled so."""
-    if not epochs:
-        return {}
-    accs = [e["test_acc"] for e in epochs]
-    best = max(range(len(accs)), key=accs.__getitem__)
-    tail = accs[-10:]
-    return {"last_acc": accs[-1], "best_acc": accs[best], "best_epoch": epochs[best]["epoch"],
-            "mean_last10": round(sum(tail) / len(tail), 4)}
+def make_record(
+    spec: RunSpec,
+    noisy: NoisyLabels,
+    device: torch.device,
+    wall: float,
+    fit: FitResult | None = None,
+    failure: RunFailed | None = None,
+) -> Record:
+    """The run's record, ok (from the fit) or failed (with the epochs trained before it failed)."""
+    epochs = [EpochLog.model_validate(e) for e in (fit.epochs if fit else failure.epochs)]
+    return Record(
+        run_id=spec.run_id,
+        suite=spec.suite,
+        status="failed" if failure else "ok",
+        failure=Failure(reason=failure.reason, epoch=failure.epoch) if failure else None,
+        spec=spec,
+        env=environment(device),
+        noise=NoiseInfo(
+            model=noisy.model,
+            nominal_ratio=noisy.nominal_ratio,
+            realised_rate=round(float(noisy.realised_rate), 6),
+            transition_counts=noisy.transition_counts.tolist(),
+        ),
+        epochs=epochs,
+        final=FinalMetrics.of(epochs),
+        scored_network=fit.scored_network if fit else None,
+        switches=fit.switches if fit else {},
+        resumed_from_epoch=fit.resumed_from if fit else None,
+        wall_seconds=round(wall, 3),
+        images_per_second=round(fit.images_seen / max(fit.train_seconds, 1e-9), 1) if fit else None,
+    )
 
 
-def make_record(spec: RunSpec, noisy: NoisyLabels, device: torch.device, wall: float,
-                fit: FitResult | None = None, failure: RunFailed | None = None) -> dict[str, Any]:
-    epochs = fit.epochs if fit else (failure.epochs if failure else [])
-    hparams = json.dumps(spec.method["hparams"], sort_keys=True)
-    return {
-        "schema": SCHEMA,
-        "run_id": spec.run_id,
-        "suite": spec.suite,
-        "status": "failed" if failure else "ok",
-        "failure": {"reason": failure.reason, "epoch": failure.epoch} if failure else None,
-        "spec": spec.model_dump(exclude_none=True),
-        "recipe": hashlib.sha256(hparams.encode()).hexdigest()[:8],
-        "env": environment(device),
-        "noise": {"model": noisy.model, "nominal_ratio": noisy.nominal_ratio,
-                  "realised_rate": round(float(noisy.realised_rate), 6),
-                  "transition_counts": noisy.transition_counts.tolist()},
-        "epochs": epochs,
-        "final": final_metrics(epochs),
-        "scored_network": fit.scored_network if fit else None,
-        "switches": fit.switches if fit else {},
-        "resumed_from_epoch": fit.resumed_from if fit else None,
-        "wall_seconds": round(wall, 3),
-        "images_per_second": round(fit.images_seen / max(fit.train_seconds, 1e-9), 1) if fit else None,
-    }
-
-
-def engine_for(spec: RunSpec, data: DataCache, device: torch.device,
-               options: EngineOptions) -> Engine:
+def engine_for(
+    spec: RunSpec, data: DataCache, device: torch.device, options: EngineOptions
+) -> Engine:
     """The engine of one run: its data, its noise, its seed, and the noise-rate hint."""
-    return Engine(data.dataset(spec), data.noisy(spec), spec.seed, device, options,
-                  noise_rate_hint=spec.noise["ratio"], noise_model=spec.noise["model"])
+    return Engine(
+        data.dataset(spec),
+        data.noisy(spec),
+        spec.seed,
+        device,
+        options,
+        noise_rate_hint=spec.noise["ratio"],
+        noise_model=spec.noise["model"],
+    )
 
 
-def run_one(spec: RunSpec, data: DataCache, store: Store, device: torch.device,
-            options: EngineOptions, position: int = 0) -> dict[str, Any]:
+def run_one(
+    spec: RunSpec,
+    data: DataCache,
+    store: Store,
+    device: torch.device,
+    options: EngineOptions,
+    position: int = 0,
+) -> Record:
     """Train one run and write its record (ok or failed); returns the record."""
     noisy = data.noisy(spec)
     engine = engine_for(spec, data, device, options)
     checkpoint = store.checkpoint_path(spec.run_id) if options.checkpoint_every else None
     start = time.perf_counter()
     try:
-        fit = engine.fit(get_method(spec.method["name"]), spec.method["hparams"],
-                         describe=spec.describe(), checkpoint=checkpoint, position=position)
+        fit = engine.fit(
+            get_method(spec.method["name"]),
+            spec.method["hparams"],
+            describe=spec.describe(),
+            checkpoint=checkpoint,
+            position=position,
+        )
         record = make_record(spec, noisy, device, time.perf_counter() - start, fit=fit)
     except RunFailed as failure:
         record = make_record(spec, noisy, device, time.perf_counter() - start, failure=failure)
@@ -164,8 +161,13 @@ def run_one(spec: RunSpec, data: DataCache, store: Store, device: torch.device,
 _DATA = DataCache()
 
 
-def run_job(spec: dict[str, Any], options: dict[str, Any], results_dir: str, device: str,
-            threads: int | None = None) -> dict[str, Any]:
+def run_job(
+    spec: dict[str, Any],
+    options: dict[str, Any],
+    results_dir: str,
+    device: str,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """One run as an executor ships it: top-level and plain data, so it pickles to a spawned
     worker or a Slurm job. Each process keeps its own data cache across the runs it gets.
 
@@ -180,17 +182,24 @@ def run_job(spec: dict[str, Any], options: dict[str, Any], results_dir: str, dev
         record = read_record(store.path(run.run_id))
     except (ValueError, OSError):
         record = None
-    if record is None or record["status"] != "ok":
-        record = run_one(run, _DATA, store, resolve_device(device),
-                         EngineOptions.model_validate(options), position=1)
-    return {"run_id": run.run_id, "status": record["status"], "failure": record["failure"]}
+    if record is None or not record.ok:
+        record = run_one(
+            run,
+            _DATA,
+            store,
+            resolve_device(device),
+            EngineOptions.model_validate(options),
+            position=1,
+        )
+    return {"run_id": run.run_id, "status": record.status}
 
 
-def pending_runs(specs: list[RunSpec], store: Store, retry_failed: bool,
-                 summary: SweepSummary) -> tuple[list[RunSpec], list[tuple[Path, str]]]:
+def pending_runs(
+    specs: list[RunSpec], store: Store, retry_failed: bool, summary: SweepSummary
+) -> tuple[list[RunSpec], list[tuple[Path, str]]]:
     """Runs without a readable record (or failed ones, with --retry-failed), and unreadable records."""
     records, problems = store.load()
-    status = {r["run_id"]: r["status"] for r in records}
+    status = {r.run_id: r.status for r in records}
     todo: dict[str, RunSpec] = {}
     for spec in specs:
         state = status.get(spec.run_id)
@@ -213,23 +222,33 @@ def check_method(spec: RunSpec, data: DataCache) -> None:
         raise ConfigError(f"{spec.describe()}: {exc}") from None
 
 
-def run_sweep(suite: Suite, specs: list[RunSpec], store: Store, retry_failed: bool = False,
-              device_name: str | None = None) -> SweepSummary:
+def run_sweep(
+    suite: Suite,
+    specs: list[RunSpec],
+    store: Store,
+    retry_failed: bool = False,
+    device_name: str | None = None,
+) -> SweepSummary:
     """Run what is not stored yet on the suite's executor. Nothing on disk changes before the
     executor is set up and every pending run's data and noise are ready."""
     summary = SweepSummary(total=len(specs))
     todo, problems = pending_runs(specs, store, retry_failed, summary)
     device = device_name or suite.device
     # Nothing to run needs no executor: a finished Slurm sweep reports from any machine.
-    executor = make_executor(suite.executor, device, store.root / "slurm",
-                             f"nlbench-{suite.name}") if todo else None
+    executor = (
+        make_executor(suite.executor, device, store.root / "slurm", f"nlbench-{suite.name}")
+        if todo
+        else None
+    )
     _DATA.clear()
     try:
         checked: set[str] = set()
         for spec in todo:
             _DATA.noisy(spec)
-            key = json.dumps([spec.dataset, spec.noise["model"], spec.noise["ratio"],
-                              spec.method], sort_keys=True)
+            key = json.dumps(
+                [spec.dataset, spec.noise["model"], spec.noise["ratio"], spec.method],
+                sort_keys=True,
+            )
             if key not in checked:
                 check_method(spec, _DATA)
                 checked.add(key)
@@ -244,8 +263,14 @@ def run_sweep(suite: Suite, specs: list[RunSpec], store: Store, retry_failed: bo
     return summary
 
 
-def _execute(suite: Suite, todo: list[RunSpec], store: Store, executor: Executor, device: str,
-             summary: SweepSummary) -> None:
+def _execute(
+    suite: Suite,
+    todo: list[RunSpec],
+    store: Store,
+    executor: Executor,
+    device: str,
+    summary: SweepSummary,
+) -> None:
     """Hand the pending runs to the executor and read each one's record as its job ends."""
     # Worker processes cannot share a terminal's bars: only the sweep's bar is drawn for them.
     quiet = {} if isinstance(executor, SerialExecutor) else {"progress": False}
@@ -253,8 +278,13 @@ def _execute(suite: Suite, todo: list[RunSpec], store: Store, executor: Executor
     root = str(store.root.resolve())
     jobs = [RunJob(spec.model_dump(), options, root, device) for spec in todo]
     describe = {spec.run_id: spec.describe() for spec in todo}
-    bar = tqdm(total=len(todo), desc=f"sweep {suite.name}", position=0,
-               disable=not suite.engine.progress or not todo, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(todo),
+        desc=f"sweep {suite.name}",
+        position=0,
+        disable=not suite.engine.progress or not todo,
+        dynamic_ncols=True,
+    )
     try:
         for outcome in executor.run(run_job, jobs):
             run_id = RunSpec.model_validate(outcome.job.spec).run_id
@@ -263,18 +293,22 @@ def _execute(suite: Suite, todo: list[RunSpec], store: Store, executor: Executor
                 try:
                     record = read_record(store.path(run_id))
                 except (ValueError, OSError) as exc:
-                    outcome = Outcome(outcome.job, f"the job ended but its record is unreadable: "
-                                                   f"{exc}")
+                    outcome = Outcome(
+                        outcome.job, f"the job ended but its record is unreadable: {exc}"
+                    )
             if outcome.error is not None:
-                tqdm.write(f"run {describe[run_id]} ({run_id}) ended without a record:\n"
-                           f"{outcome.error}", file=sys.stderr)
+                tqdm.write(
+                    f"run {describe[run_id]} ({run_id}) ended without a record:\n{outcome.error}",
+                    file=sys.stderr,
+                )
                 last = outcome.error.strip().splitlines()[-1]
-                summary.failed.append(f"{describe[run_id]}: crashed, no record (rerun the sweep "
-                                      f"to retry it): {last}")
+                summary.failed.append(
+                    f"{describe[run_id]}: crashed, no record (rerun the sweep to retry it): {last}"
+                )
                 summary.crashed += 1
                 continue
             summary.ran += 1
-            if record["status"] == "failed":
-                summary.failed.append(f"{describe[run_id]}: {record['failure']['reason']}")
+            if record.failure is not None:
+                summary.failed.append(f"{describe[run_id]}: {record.failure.reason}")
     finally:
         bar.close()

@@ -15,24 +15,42 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
-from data.dataset import Dataset
-from data.noise import NoisyLabels
-from harness.augment import make_view
-from harness.config import EngineOptions
-from harness.context import MethodContext, autocast_for
-from harness.neighbours import NeighbourIndex
-from harness.networks import build_network
-from harness.plan import EpochPlan, StreamBatch
-from harness.sampling import StreamSampler
-from methods.base import Diagnostics, Method
+from nlbench.data.dataset import Dataset
+from nlbench.data.noise import NoisyLabels
+from nlbench.engine.sampling import StreamSampler
+from nlbench.methods.api import Diagnostics, Method
+from nlbench.methods.api.context import MethodContext, autocast_for
+from nlbench.methods.api.plan import EpochPlan, StreamBatch
+from nlbench.methods.toolkit.neighbours import NeighbourIndex
+from nlbench.methods.toolkit.networks import build_network
+from nlbench.methods.toolkit.views import make_view
+
+
+class EngineOptions(BaseModel):
+    """Engine switches (a suite's `engine:` section); each optimisation can be turned off to
+    measure its effect."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amp: bool = True
+    channels_last: bool = True
+    cudnn_benchmark: bool = True
+    compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
+    neighbour_backend: Literal["auto", "faiss", "torch"] = "auto"
+    eval_batch_size: int = 1024
+    checkpoint_every: int = 0
+    progress: bool = True
 
 
 class RunFailed(Exception):
@@ -55,28 +73,36 @@ class FitResult:
     switches: dict[str, bool] = field(default_factory=dict)
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; asking for CUDA without one is a clear error."""
-    from harness.errors import ConfigError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
-    return torch.device(name)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
+def run_streams(
+    seed: int,
+) -> tuple[torch.Generator, torch.Generator, torch.Generator, np.random.Generator]:
+    """The run's independent random streams: sampling, views, the method's torch and numpy ones.
+
+    Spawned from `numpy.random.SeedSequence(seed)`, so no two seeds share a stream (seeding each
+    with seed + i made seed 0's view stream seed 1's sampling stream).
+    """
+    children = np.random.SeedSequence(seed).spawn(4)
+    torch_seeds = [int(child.generate_state(1, np.uint64)[0] >> 1) for child in children[:3]]
+    sample, view, method = (torch.Generator().manual_seed(s) for s in torch_seeds)
+    return sample, view, method, np.random.default_rng(children[3])
+
+
 class _Views:
     """Builds normalised augmented views of train/test images already on the device."""
 
-    def __init__(self, dataset: Dataset, device: torch.device, generator: torch.Generator,
-                 channels_last: bool) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        device: torch.device,
+        generator: torch.Generator,
+        channels_last: bool,
+    ) -> None:
         self.x_train = torch.from_numpy(np.ascontiguousarray(dataset.x_train)).to(device)
         self.x_test = torch.from_numpy(np.ascontiguousarray(dataset.x_test)).to(device)
         self.mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
@@ -86,12 +112,20 @@ class _Views:
         self.channels_last = channels_last
 
     def make(self, images: torch.Tensor, view: str) -> torch.Tensor:
-        return make_view(images, view, self.augment, self.mean, self.std, self.generator,
-                         channels_last=self.channels_last)
+        return make_view(
+            images,
+            view,
+            self.augment,
+            self.mean,
+            self.std,
+            self.generator,
+            channels_last=self.channels_last,
+        )
 
 
-def score_diagnostics(diag: Diagnostics | None, noisy: torch.Tensor,
-                      clean: torch.Tensor) -> dict[str, float]:
+def score_diagnostics(
+    diag: Diagnostics | None, noisy: torch.Tensor, clean: torch.Tensor
+) -> dict[str, float]:
     """Selection precision/recall and relabel accuracy against the clean labels.
 
     A selected sample counts as correct when the label the method trains it with equals the clean
@@ -114,9 +148,15 @@ def score_diagnostics(diag: Diagnostics | None, noisy: torch.Tensor,
     return {k: round(float(v), 6) for k, v in out.items()}
 
 
-def _device_network(num_classes: int, image_shape: tuple[int, int, int], device: torch.device,
-                    switches: dict[str, bool], compile_mode: str, name: str,
-                    **options: Any) -> torch.nn.Module:
+def _device_network(
+    num_classes: int,
+    image_shape: tuple[int, int, int],
+    device: torch.device,
+    switches: dict[str, bool],
+    compile_mode: str,
+    name: str,
+    **options: Any,
+) -> torch.nn.Module:
     """A registered network on the run's device, with the engine's layout and compile switches."""
     c, h, _ = image_shape
     net = build_network(name, num_classes, c, h, **options).to(device)
@@ -129,15 +169,20 @@ def _device_network(num_classes: int, image_shape: tuple[int, int, int], device:
 
 
 @torch.no_grad()
-def _feature_pass(views: _Views, autocast: Callable[[], Any], default_batch: int,
-                  fn: Callable[[torch.Tensor], Any], view: str = "weak",
-                  batch_size: int | None = None) -> Any:
+def _feature_pass(
+    views: _Views,
+    autocast: Callable[[], Any],
+    default_batch: int,
+    fn: Callable[[torch.Tensor], Any],
+    view: str = "weak",
+    batch_size: int | None = None,
+) -> Any:
     """Apply `fn` to every training image in index order (the method sets train/eval mode)."""
     size = batch_size or default_batch
     outs: list[Any] = []
     with autocast():
         for start in range(0, len(views.x_train), size):
-            outs.append(fn(views.make(views.x_train[start:start + size], view)))
+            outs.append(fn(views.make(views.x_train[start : start + size], view)))
     if isinstance(outs[0], tuple):
         return tuple(torch.cat([o[i] for o in outs]).float() for i in range(len(outs[0])))
     return torch.cat(outs).float()
@@ -146,8 +191,16 @@ def _feature_pass(views: _Views, autocast: Callable[[], Any], default_batch: int
 class Engine:
     """Runs one method on one noisy dataset; see the module docstring for the epoch anatomy."""
 
-    def __init__(self, dataset: Dataset, noisy: NoisyLabels, seed: int, device: torch.device,
-                 options: EngineOptions, noise_rate_hint: float | None, noise_model: str) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        noisy: NoisyLabels,
+        seed: int,
+        device: torch.device,
+        options: EngineOptions,
+        noise_rate_hint: float | None,
+        noise_model: str,
+    ) -> None:
         self.dataset, self.seed, self.device, self.options = dataset, seed, device, options
         cuda = device.type == "cuda"
         self.switches = {
@@ -159,10 +212,7 @@ class Engine:
         if cuda:
             torch.backends.cudnn.benchmark = self.switches["cudnn_benchmark"]
         seed_everything(seed)
-        self.sample_gen = torch.Generator().manual_seed(seed + 1)
-        self.view_gen = torch.Generator().manual_seed(seed + 2)
-        self.method_gen = torch.Generator().manual_seed(seed + 3)
-        self.rng = np.random.default_rng(seed + 4)
+        self.sample_gen, self.view_gen, self.method_gen, self.rng = run_streams(seed)
         self.views = _Views(dataset, device, self.view_gen, self.switches["channels_last"])
         self.clean = torch.from_numpy(dataset.y_train).long().to(device)
         self.noisy = torch.from_numpy(noisy.labels).long().to(device)
@@ -179,13 +229,23 @@ class Engine:
             noise_rate_hint=noise_rate_hint,
             rng=self.rng,
             generator=self.method_gen,
-            network=functools.partial(_device_network, dataset.num_classes, dataset.image_shape,
-                                      device, self.switches, options.compile_mode),
-            features=functools.partial(_feature_pass, self.views,
-                                       functools.partial(autocast_for, device, amp_dtype),
-                                       options.eval_batch_size),
-            neighbour_index=functools.partial(NeighbourIndex.build,
-                                              backend=options.neighbour_backend),
+            network=functools.partial(
+                _device_network,
+                dataset.num_classes,
+                dataset.image_shape,
+                device,
+                self.switches,
+                options.compile_mode,
+            ),
+            features=functools.partial(
+                _feature_pass,
+                self.views,
+                functools.partial(autocast_for, device, amp_dtype),
+                options.eval_batch_size,
+            ),
+            neighbour_index=functools.partial(
+                NeighbourIndex.build, backend=options.neighbour_backend
+            ),
             amp_dtype=amp_dtype,
         )
 
@@ -197,32 +257,36 @@ class Engine:
         size = self.options.eval_batch_size
         with self.ctx.autocast():
             for start in range(0, len(self.views.x_test), size):
-                x = self.views.make(self.views.x_test[start:start + size], "none")
+                x = self.views.make(self.views.x_test[start : start + size], "none")
                 pred = method.predict(x).argmax(1)
-                correct += (pred == self.y_test[start:start + size]).sum()
+                correct += (pred == self.y_test[start : start + size]).sum()
         method.train_mode(True)
         return round(100.0 * float(correct) / len(self.y_test), 4)
 
     def _train_epoch(self, method: Method, plan: EpochPlan) -> tuple[dict[str, float], int]:
-        samplers = {name: StreamSampler(s, self.dataset.num_classes, self.sample_gen)
-                    for name, s in plan.streams.items()}
+        samplers = {
+            name: StreamSampler(s, self.dataset.num_classes, self.sample_gen)
+            for name, s in plan.streams.items()
+        }
         steps = plan.steps or next(iter(samplers.values())).batches_per_pass
         totals: dict[str, torch.Tensor] = {}
         seen = 0
         for _ in range(steps):
             ids = {name: sampler.next_ids().to(self.device) for name, sampler in samplers.items()}
             views = self._build_views(plan, ids)
-            batch = {name: StreamBatch(ids[name], plan.streams[name].labels[ids[name]],
-                                       views[name]) for name in plan.streams}
+            batch = {
+                name: StreamBatch(ids[name], plan.streams[name].labels[ids[name]], views[name])
+                for name in plan.streams
+            }
             seen += sum(len(ids[name]) * len(views[name]) for name in plan.streams)
-            with self.ctx.autocast():
-                losses = method.train_step(batch)
+            losses = method.train_step(batch)
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0) + value.detach().float()
         return {k: float(v) / steps for k, v in totals.items()}, seen
 
-    def _build_views(self, plan: EpochPlan,
-                     ids: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+    def _build_views(
+        self, plan: EpochPlan, ids: dict[str, torch.Tensor]
+    ) -> dict[str, list[torch.Tensor]]:
         """All views of one step, one augmentation call per view kind across every stream.
 
         SSR asks for three strong views a step (two of the selected batch, one of the all-samples
@@ -245,13 +309,21 @@ class Engine:
 
     def _save(self, path: Path, method: Method, epoch: int, epochs: list[dict[str, Any]]) -> None:
         state = {
-            "epoch": epoch, "epochs": epochs, "method": method.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state,
-                    "sample": self.sample_gen.get_state(), "view": self.view_gen.get_state(),
-                    "method": self.method_gen.get_state(), "python": random.getstate(),
-                    "np_global": np.random.get_state(),
-                    "cuda": (torch.cuda.get_rng_state(self.device)
-                             if self.device.type == "cuda" else None)},
+            "epoch": epoch,
+            "epochs": epochs,
+            "method": method.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": self.rng.bit_generator.state,
+                "sample": self.sample_gen.get_state(),
+                "view": self.view_gen.get_state(),
+                "method": self.method_gen.get_state(),
+                "python": random.getstate(),
+                "np_global": np.random.get_state(),
+                "cuda": (
+                    torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+                ),
+            },
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -274,8 +346,14 @@ class Engine:
         np.random.set_state(rng["np_global"])
         return state["epoch"] + 1, state["epochs"]
 
-    def fit(self, method_cls: type[Method], hparams: dict[str, Any], describe: str = "",
-            checkpoint: Path | None = None, position: int = 0) -> FitResult:
+    def fit(
+        self,
+        method_cls: type[Method],
+        hparams: dict[str, Any],
+        describe: str = "",
+        checkpoint: Path | None = None,
+        position: int = 0,
+    ) -> FitResult:
         hp = method_cls.HParams.model_validate(hparams)
         try:
             method = method_cls(self.ctx, hp)
@@ -287,8 +365,15 @@ class Engine:
             start, epochs = self._resume(checkpoint, method)
             resumed = start
         train_seconds, seen_total = 0.0, 0
-        bar = tqdm(total=hp.epochs, initial=start, desc=describe, position=position, leave=False,
-                   disable=not self.options.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=hp.epochs,
+            initial=start,
+            desc=describe,
+            position=position,
+            leave=False,
+            disable=not self.options.progress,
+            dynamic_ncols=True,
+        )
         try:
             for epoch in range(start, hp.epochs):
                 t0 = time.perf_counter()
@@ -313,23 +398,35 @@ class Engine:
                     raise RunFailed(f"{type(exc).__name__}: {exc}", epoch, epochs) from exc
                 train_seconds += t2 - t1
                 seen_total += seen
-                epochs.append({
-                    "epoch": epoch, "losses": {k: round(v, 6) for k, v in losses.items()},
-                    "test_acc": acc, "diagnostics": diag,
-                    "seconds": {"selection": round(t1 - t0, 4), "train": round(t2 - t1, 4),
-                                "eval": round(t3 - t2, 4)},
-                    "images_per_second": round(seen / max(t2 - t1, 1e-9), 1),
-                })
+                epochs.append(
+                    {
+                        "epoch": epoch,
+                        "losses": {k: round(v, 6) for k, v in losses.items()},
+                        "test_acc": acc,
+                        "diagnostics": diag,
+                        "seconds": {
+                            "selection": round(t1 - t0, 4),
+                            "train": round(t2 - t1, 4),
+                            "eval": round(t3 - t2, 4),
+                        },
+                        "images_per_second": round(seen / max(t2 - t1, 1e-9), 1),
+                    }
+                )
                 bar.update(1)
                 bar.set_postfix(acc=f"{acc:.1f}")
                 every = self.options.checkpoint_every
-                if checkpoint is not None and every and (epoch + 1) % every == 0 \
-                        and epoch + 1 < hp.epochs:
+                if (
+                    checkpoint is not None
+                    and every
+                    and (epoch + 1) % every == 0
+                    and epoch + 1 < hp.epochs
+                ):
                     self._save(checkpoint, method, epoch, epochs)
         finally:
             bar.close()
-        return FitResult(epochs, method.scored_network, train_seconds, seen_total, resumed,
-                         dict(self.switches))
+        return FitResult(
+            epochs, method.scored_network, train_seconds, seen_total, resumed, dict(self.switches)
+        )
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

@@ -31,15 +31,26 @@ from typing import Any
 
 import submitit
 
-from harness.config import ExecutorEntry, RunSpec
-from harness.errors import ConfigError
-from harness.executors import JobFn, Outcome, RunJob
-from harness.store import Store, write_atomic
+from nlbench.config import ExecutorEntry, RunSpec
+from nlbench.errors import ConfigError
+from nlbench.jobs import JobFn, Outcome, RunJob
+from nlbench.store import Store, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 # PREEMPTED is missing on purpose: a pre-empted job is usually requeued under the same id.
-FINAL_STATES = frozenset({"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
-                          "OUT_OF_MEMORY", "REVOKED", "TIMEOUT"})
+FINAL_STATES = frozenset(
+    {
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "REVOKED",
+        "TIMEOUT",
+    }
+)
 
 
 class RequeueOnPreemption(submitit.helpers.Checkpointable):
@@ -61,9 +72,13 @@ def queue_states() -> dict[str, str] | None:
     """State of each job of this user that Slurm still knows ("123_4" -> "RUNNING"), or None when
     squeue does not answer (a busy controller must not end the sweep: ask again later)."""
     try:
-        out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-u", getpass.getuser(),
-                              "-o", "%i|%T"], capture_output=True, text=True, timeout=60,
-                             check=True)
+        out = subprocess.run(
+            ["squeue", "-h", "-r", "-t", "all", "-u", getpass.getuser(), "-o", "%i|%T"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
@@ -76,9 +91,11 @@ def _queue_states_or_stop(tries: int = 5) -> dict[str, str]:
         states = queue_states()
         if states is not None:
             return states
-        time.sleep(2 ** attempt)
-    raise ConfigError("squeue did not answer; nothing was submitted (check the Slurm controller "
-                      "with `squeue`, then rerun the same command)")
+        time.sleep(2**attempt)
+    raise ConfigError(
+        "squeue did not answer; nothing was submitted (check the Slurm controller "
+        "with `squeue`, then rerun the same command)"
+    )
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -107,11 +124,14 @@ class _Pending:
 class SlurmExecutor:
     """Submits one job array per sweep and yields each run's outcome as its record appears."""
 
-    def __init__(self, entry: ExecutorEntry, folder: Path, job_name: str,
-                 max_poll_s: float = 30.0) -> None:
+    def __init__(
+        self, entry: ExecutorEntry, folder: Path, job_name: str, max_poll_s: float = 30.0
+    ) -> None:
         if shutil.which("sbatch") is None:
-            raise ConfigError("executor 'slurm' needs Slurm's sbatch on PATH: run the sweep on a "
-                              "login node of the cluster (or use --executor local)")
+            raise ConfigError(
+                "executor 'slurm' needs Slurm's sbatch on PATH: run the sweep on a "
+                "login node of the cluster (or use --executor local)"
+            )
         self.entry, self.folder, self.job_name = entry, folder.resolve(), job_name
         self.max_poll_s = max_poll_s
 
@@ -128,14 +148,20 @@ class SlurmExecutor:
     def _submitit(self) -> submitit.SlurmExecutor:
         e = self.entry
         params: dict[str, Any] = {
-            "job_name": self.job_name, "time": e.timeout_min, "cpus_per_task": e.cpus_per_run,
-            "array_parallelism": e.array_parallelism, "signal_delay_s": e.signal_delay_s,
+            "job_name": self.job_name,
+            "time": e.timeout_min,
+            "cpus_per_task": e.cpus_per_run,
+            "array_parallelism": e.array_parallelism,
+            "signal_delay_s": e.signal_delay_s,
             # Jobs import nlbench from this checkout even where it is not pip-installed.
             "setup": [f"export PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"],
             "additional_parameters": dict(e.sbatch_extra),
         }
-        optional = {"partition": e.partition, "gpus_per_node": e.gpus_per_run or None,
-                    "mem": f"{math.ceil(e.mem_gb * 1024)}M" if e.mem_gb else None}
+        optional = {
+            "partition": e.partition,
+            "gpus_per_node": e.gpus_per_run or None,
+            "mem": f"{math.ceil(e.mem_gb * 1024)}M" if e.mem_gb else None,
+        }
         params.update({k: v for k, v in optional.items() if v is not None})
         executor = submitit.SlurmExecutor(folder=self.folder, max_num_timeout=e.max_requeues)
         executor.update_parameters(**params)
@@ -201,6 +227,9 @@ class SlurmExecutor:
                     yield Outcome(pending.job)
                 else:
                     log = self.folder / f"{pending.job_id}_0_log.err"
-                    yield Outcome(pending.job, f"Slurm job {pending.job_id} ended "
-                                               f"({state or 'left the queue'}) without writing a "
-                                               f"record; its log: {log}")
+                    yield Outcome(
+                        pending.job,
+                        f"Slurm job {pending.job_id} ended "
+                        f"({state or 'left the queue'}) without writing a "
+                        f"record; its log: {log}",
+                    )

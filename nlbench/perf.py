@@ -20,11 +20,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from harness.config import EngineOptions, RunSpec, Suite, expand
-from harness.engine import resolve_device
-from harness.runner import DataCache, engine_for
-from harness.store import write_atomic
-from methods.base import get as get_method
+from nlbench.config import RunSpec, Suite, expand
+from nlbench.devices import resolve_device
+from nlbench.engine import EngineOptions
+from nlbench.methods.api import get as get_method
+from nlbench.runner import DataCache, engine_for
+from nlbench.store import write_atomic
 
 PLAIN = {"amp": False, "channels_last": False, "cudnn_benchmark": False, "compile": False}
 
@@ -52,8 +53,14 @@ def _first_per_method(specs: list[RunSpec]) -> list[RunSpec]:
     return list(seen.values())
 
 
-def time_method(spec: RunSpec, data: DataCache, device: torch.device, options: EngineOptions,
-                epochs: int, path: str) -> PerfRow:
+def time_method(
+    spec: RunSpec,
+    data: DataCache,
+    device: torch.device,
+    options: EngineOptions,
+    epochs: int,
+    path: str,
+) -> PerfRow:
     """Run `epochs` epochs of one spec and summarise the steady-state epoch."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -61,17 +68,23 @@ def time_method(spec: RunSpec, data: DataCache, device: torch.device, options: E
     hparams = {**spec.method["hparams"], "epochs": epochs}
     fit = engine.fit(get_method(spec.method["name"]), hparams, describe=f"perf {path}")
     steady = fit.epochs[1:] or fit.epochs
-    med = {k: statistics.median(e["seconds"][k] for e in steady)
-           for k in ("train", "selection", "eval")}
+    med = {
+        k: statistics.median(e["seconds"][k] for e in steady)
+        for k in ("train", "selection", "eval")
+    }
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     on = [k for k, v in fit.switches.items() if v]
     return PerfRow(
-        method=spec.method["name"], path=path, epoch_s=round(sum(med.values()), 3),
-        train_s=round(med["train"], 3), selection_s=round(med["selection"], 3),
+        method=spec.method["name"],
+        path=path,
+        epoch_s=round(sum(med.values()), 3),
+        train_s=round(med["train"], 3),
+        selection_s=round(med["selection"], 3),
         eval_s=round(med["eval"], 3),
         images_per_s=round(statistics.median(e["images_per_second"] for e in steady), 1),
         peak_mem_gb=None if peak is None else round(peak, 2),
-        test_acc=fit.epochs[-1]["test_acc"], switches=",".join(on) or "none",
+        test_acc=fit.epochs[-1]["test_acc"],
+        switches=",".join(on) or "none",
     )
 
 
@@ -79,14 +92,16 @@ def _concurrent_run(spec: dict, options: dict, epochs: int, device: str, threads
     """One of N runs sharing the device (a spawned process): the training images it processed."""
     torch.set_num_threads(threads)
     run = RunSpec.model_validate(spec)
-    engine = engine_for(run, DataCache(), torch.device(device),
-                        EngineOptions.model_validate(options))
+    engine = engine_for(
+        run, DataCache(), torch.device(device), EngineOptions.model_validate(options)
+    )
     fit = engine.fit(get_method(run.method["name"]), {**run.method["hparams"], "epochs": epochs})
     return fit.images_seen
 
 
-def concurrency(suite: Suite, counts: list[int], epochs: int, device_name: str | None,
-                out_dir: Path) -> pd.DataFrame:
+def concurrency(
+    suite: Suite, counts: list[int], epochs: int, device_name: str | None, out_dir: Path
+) -> pd.DataFrame:
     """Total training throughput of 1, 2, 4... copies of the suite's first run sharing one device.
 
     This is what `runs_per_device` buys: small recipes leave a big GPU idle between kernel
@@ -103,12 +118,20 @@ def concurrency(suite: Suite, counts: list[int], epochs: int, device_name: str |
         threads = max(1, (os.cpu_count() or 1) // count)
         start = time.perf_counter()
         with context.Pool(count) as pool:
-            seen = pool.starmap(_concurrent_run, [(spec.model_dump(), options, epochs,
-                                                   str(device), threads)] * count)
+            seen = pool.starmap(
+                _concurrent_run,
+                [(spec.model_dump(), options, epochs, str(device), threads)] * count,
+            )
         wall = time.perf_counter() - start
-        rows.append({"method": spec.method["name"], "concurrent_runs": count,
-                     "wall_s": round(wall, 2), "total_images_per_s": round(sum(seen) / wall, 1),
-                     "per_run_images_per_s": round(sum(seen) / wall / count, 1)})
+        rows.append(
+            {
+                "method": spec.method["name"],
+                "concurrent_runs": count,
+                "wall_s": round(wall, 2),
+                "total_images_per_s": round(sum(seen) / wall, 1),
+                "per_run_images_per_s": round(sum(seen) / wall / count, 1),
+            }
+        )
         print(f"{count} concurrent run(s): {rows[-1]['total_images_per_s']} images/s in total")
     table = pd.DataFrame(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,8 +139,9 @@ def concurrency(suite: Suite, counts: list[int], epochs: int, device_name: str |
     return table
 
 
-def run_perf(suite: Suite, epochs: int, compare: bool, device_name: str | None,
-             out_dir: Path) -> pd.DataFrame:
+def run_perf(
+    suite: Suite, epochs: int, compare: bool, device_name: str | None, out_dir: Path
+) -> pd.DataFrame:
     """Time every method of the suite; write `perf_<suite>.md/.csv` under out_dir."""
     device = resolve_device(device_name or suite.device)
     data = DataCache()
@@ -136,9 +160,11 @@ def run_perf(suite: Suite, epochs: int, compare: bool, device_name: str | None,
         fast = table[table.path == "fast"].set_index("method")["epoch_s"]
         table["speedup_vs_plain"] = table["method"].map((plain / fast).round(2))
         table.loc[table.path == "plain", "speedup_vs_plain"] = 1.0
-    header = (f"perf of suite '{suite.name}' on {device.type}"
-              f" ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-              f"{epochs} epochs, median epoch after the first\n\n")
+    header = (
+        f"perf of suite '{suite.name}' on {device.type}"
+        f" ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"{epochs} epochs, median epoch after the first\n\n"
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     text = table.to_string(index=False)
     write_atomic(out_dir / f"perf_{suite.name}.md", f"{header}```\n{text}\n```\n")

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.errors import ConfigError, nearest
+from nlbench.errors import ConfigError, did_you_mean
 
 
 class FeatureNet(nn.Module, ABC):
@@ -142,6 +142,66 @@ class PreActResNet18(FeatureNet):
         return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
 
 
+class BasicBlock(nn.Module):
+    """He et al.'s post-activation basic block with a 1x1 conv + BN shortcut on a shape change."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(in_planes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet34(FeatureNet):
+    """The CIFAR ResNet-34 of GCE's reference port (AlanChou/Truncated-Loss `models/resnet.py`).
+
+    Stem conv3x3(in->w, stride 1) -> BN -> ReLU (no max-pool), stages of 3, 4, 6, 3 `BasicBlock`s
+    of widths w, 2w, 4w, 8w and strides 1, 2, 2, 2, average pooling (adaptive, identical to the
+    port's `avg_pool2d(out, 4)` on 32x32 inputs), Linear(8w, C). `width` 64 is the official.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int, width: int = 64) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            _conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
+        stages, in_planes = [], width
+        for planes, stride, count in (
+            (width, 1, 3),
+            (2 * width, 2, 4),
+            (4 * width, 2, 6),
+            (8 * width, 2, 3),
+        ):
+            blocks = [BasicBlock(in_planes, planes, stride)]
+            blocks += [BasicBlock(planes, planes) for _ in range(count - 1)]
+            stages.append(nn.Sequential(*blocks))
+            in_planes = planes
+        self.layers = nn.Sequential(*stages)
+        self.feature_dim = in_planes
+        self.classifier = nn.Linear(in_planes, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
+
+
+def mlp_head(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """Linear -> BatchNorm1d -> ReLU -> Linear: a projection or prediction head on features
+    (SSR's, after SimSiam's)."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
+    )
+
+
 def _conv_bn_lrelu(cin: int, cout: int, padding: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=padding), nn.BatchNorm2d(cout), nn.LeakyReLU(0.01)
@@ -155,7 +215,7 @@ class CNN9(FeatureNet):
     256-256-256 (pad 1) each end in a 2x2 max-pool and channel dropout p=0.25; then 512-256-128
     with pad 0, global average pooling and Linear(128, C).
 
-    Deliberate deviation (spec Q2): the official code calls `F.dropout2d` without `training=`,
+    Deliberate deviation: the official code (model.py, `F.dropout2d(h, p=self.dropout_rate)`) calls `F.dropout2d` without `training=`,
     a no-op under its PyTorch 0.3/0.4 and always-on (even in eval) under current PyTorch. Neither
     is the paper's intent, so dropout here is an `nn.Dropout2d` module: active in training only.
     """
@@ -211,6 +271,10 @@ def _preact_resnet18(
     return PreActResNet18(num_classes, in_channels, width)
 
 
+def _resnet34(num_classes: int, in_channels: int, image_size: int, width: int = 64) -> FeatureNet:
+    return ResNet34(num_classes, in_channels, width)
+
+
 def _cnn9(
     num_classes: int, in_channels: int, image_size: int, width: float = 1.0, dropout: float = 0.25
 ) -> FeatureNet:
@@ -235,6 +299,7 @@ NETWORKS: dict[str, NetworkEntry] = {
     "preact_resnet18": NetworkEntry(
         _preact_resnet18, "SSR/DivideMix PreAct ResNet-18 (official block order), 512-d feature"
     ),
+    "resnet34": NetworkEntry(_resnet34, "CIFAR ResNet-34 (GCE's reference port), 512-d feature"),
     "cnn9": NetworkEntry(_cnn9, "Co-teaching's 9-layer CNN (LeakyReLU, dropout2d in training)"),
 }
 
@@ -245,13 +310,13 @@ def build_network(
     """Build a registered network; a bad name or option is a ConfigError naming the valid ones."""
     if name not in NETWORKS:
         known = ", ".join(NETWORKS)
-        raise ConfigError(f"unknown network '{name}'{nearest(name, NETWORKS)}; known: {known}")
+        raise ConfigError(f"unknown network '{name}'{did_you_mean(name, NETWORKS)}; known: {known}")
     builder = NETWORKS[name].builder
     accepted = list(inspect.signature(builder).parameters)[3:]
     unknown = [key for key in options if key not in accepted]
     if unknown:
         raise ConfigError(
-            f"network '{name}' has no option '{unknown[0]}'{nearest(unknown[0], accepted)}; "
+            f"network '{name}' has no option '{unknown[0]}'{did_you_mean(unknown[0], accepted)}; "
             f"options: {', '.join(accepted) or 'none'}"
         )
     return builder(num_classes, in_channels, image_size, **options)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.errors import ConfigError, nearest
+from nlbench.errors import ConfigError, did_you_mean
 
 BACKENDS = ("auto", "faiss", "torch")
 METRICS = ("cosine",)
@@ -75,10 +75,10 @@ class NeighbourIndex(ABC):
     def build(features: Tensor, metric: str = "cosine", backend: str = "auto") -> NeighbourIndex:
         """Index `features` (any float dtype; L2-normalised here) with the named backend."""
         if metric not in METRICS:
-            hint, known = nearest(metric, METRICS), ", ".join(METRICS)
+            hint, known = did_you_mean(metric, METRICS), ", ".join(METRICS)
             raise ConfigError(f"unknown metric '{metric}'{hint}; known: {known}")
         if backend not in BACKENDS:
-            hint, known = nearest(backend, BACKENDS), ", ".join(BACKENDS)
+            hint, known = did_you_mean(backend, BACKENDS), ", ".join(BACKENDS)
             raise ConfigError(f"unknown neighbour backend '{backend}'{hint}; known: {known}")
         if backend == "auto":
             if features.device.type == "cuda":

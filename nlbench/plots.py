@@ -17,7 +17,10 @@ from matplotlib.figure import Figure
 
 PREFIXES = ("acc_vs_noise_", "curves_", "diagnostics_")
 DIAGNOSTIC_ORDER = (
-    "selection_precision", "selection_recall", "fraction_selected", "relabel_accuracy",
+    "selection_precision",
+    "selection_recall",
+    "fraction_selected",
+    "relabel_accuracy",
 )
 DPI = 100
 
@@ -61,8 +64,12 @@ def acc_vs_noise(
         spread = line["std"].fillna(0.0)
         ax.plot(line["ratio"], line["mean"], marker="o", color=colours[row], label=row)
         ax.fill_between(
-            line["ratio"], line["mean"] - spread, line["mean"] + spread,
-            color=colours[row], alpha=0.2, linewidth=0,
+            line["ratio"],
+            line["mean"] - spread,
+            line["mean"] + spread,
+            color=colours[row],
+            alpha=0.2,
+            linewidth=0,
         )
     ax.set_xlabel("nominal noise ratio")
     ax.set_ylabel("last-epoch test accuracy (%)")

@@ -1,36 +1,43 @@
-"""The method contract and registry: a method owns only what makes it that method.
+"""The method contract: a method owns only what makes it that method.
 
 The engine owns the loop, the data on the device, augmentation, evaluation, timing and checkpoints.
 A method declares each epoch's data (`begin_epoch` -> EpochPlan), takes one optimiser step per batch
 (`train_step`), predicts logits for evaluation, and may report which samples it trusts
 (`diagnostics`) so the engine can score that against the clean labels it never sees.
+
+Mixed precision: the engine never wraps `train_step`. A method runs its forward passes and its loss
+under `self.autocast()` (bf16 on CUDA when the engine enables it, a no-op otherwise) and calls
+`self.step(loss, optimizer)` outside it, as PyTorch recommends: backward and the optimiser step run
+in the parameters' own precision.
+
+State: networks, optimisers and LR schedulers held as attributes are found by type, also inside
+lists, tuples and dicts (`self.nets = [net1, net2]`), so they are checkpointed, switched between
+train and eval mode, and stepped at the end of each epoch without being declared twice.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
-from harness.context import MethodContext
-from harness.errors import ConfigError, nearest
-from harness.plan import Batch, EpochPlan
+from nlbench.methods.api.context import MethodContext
+from nlbench.methods.api.plan import Batch, EpochPlan
 
-_REGISTRY: dict[str, type[Method]] = {}
+STATEFUL = (nn.Module, torch.optim.Optimizer, LRScheduler)
 
 
 class MethodHParams(BaseModel):
     """Base of every method's hyperparameters; defaults are the official code's, YAML overrides them.
 
     Unknown keys are rejected so that a typo in a suite never silently runs the default.
-    `network_options` go to the network factory (e.g. a narrower network for tests).
+    `network_options` go to the network factory with `network` (e.g. a narrower network for tests).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,12 +59,27 @@ class Diagnostics:
     labels: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class MethodCommand:
+    """A method's own command line (e.g. its official training script's flags), run as one suite.
+
+    `to_suite` turns the arguments into a suite as plain data (the YAML structure of a suite file)
+    or raises ConfigError; the CLI offers it as `run_bench.py <name> ...`.
+    """
+
+    name: str
+    help: str
+    description: str
+    to_suite: Callable[[list[str]], dict[str, Any]]
+
+
 class Method(ABC):
     """Base class: subclasses set `HParams` and implement `begin_epoch`, `train_step`, `predict`."""
 
     name: ClassVar[str] = ""
     HParams: ClassVar[type[MethodHParams]] = MethodHParams
     scored_network: ClassVar[str] = "the only network"
+    command: ClassVar[MethodCommand | None] = None
 
     def __init__(self, ctx: MethodContext, hp: MethodHParams) -> None:
         self.ctx = ctx
@@ -77,30 +99,38 @@ class Method(ABC):
 
     def end_epoch(self, epoch: int) -> None:
         """Called after evaluation: step every LR scheduler the method holds (the official order)."""
-        for sched in self._parts(torch.optim.lr_scheduler.LRScheduler).values():
+        for sched in self.parts(LRScheduler).values():
             sched.step()
 
     def diagnostics(self) -> Diagnostics | None:
         return None
 
+    def build_network(self) -> nn.Module:
+        """The network `hp.network` with `hp.network_options`, on the run's device."""
+        return self.ctx.network(self.hp.network, **self.hp.network_options)
+
+    def autocast(self):
+        """Mixed precision for forward passes and losses (see the module docstring)."""
+        return self.ctx.autocast()
+
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """One optimiser update: zero, backward, step."""
+        """One optimiser update: zero, backward, step. Call it outside `autocast()`."""
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
     def train_mode(self, training: bool = True) -> None:
-        for module in self._parts(nn.Module).values():
+        for module in self.parts(nn.Module).values():
             module.train(training)
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimisers and schedulers, found by type, plus `extra_state()`."""
-        state = {key: part.state_dict() for key, part in self._stateful().items()}
+        state = {key: part.state_dict() for key, part in self.parts(STATEFUL).items()}
         state["_extra"] = self.extra_state()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, part in self._stateful().items():
+        for key, part in self.parts(STATEFUL).items():
             part.load_state_dict(state[key])
         self.load_extra_state(state.get("_extra", {}))
 
@@ -108,53 +138,23 @@ class Method(ABC):
         """Method state beyond networks and optimisers (e.g. a running selection); none by default."""
         return {}
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Restore what `extra_state` returned."""
 
-    def _stateful(self) -> dict[str, Any]:
-        kinds = (nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
-        return {k: v for k, v in vars(self).items() if isinstance(v, kinds)}
-
-    def _parts(self, kind: type) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, kind)}
+    def parts(self, kind: type | tuple[type, ...]) -> dict[str, Any]:
+        """Attributes of type `kind` by dotted path (`net1`, `nets.0`, `heads.proj`)."""
+        return {path: value for path, value in _walk(vars(self)) if isinstance(value, kind)}
 
 
-def register(name: str):
-    """Class decorator: make a method available to suites under `name`."""
-
-    def wrap(cls: type[Method]) -> type[Method]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"method name '{name}' is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return wrap
-
-
-def _discover() -> None:
-    """Import every built-in method module, then third-party ones from `nlbench.methods`."""
-    import methods
-
-    for info in pkgutil.iter_modules(methods.__path__):
-        if info.name != "base" and not info.name.startswith("_"):
-            importlib.import_module(f"methods.{info.name}")
-    for ep in entry_points(group="nlbench.methods"):
-        ep.load()
-
-
-def available() -> dict[str, type[Method]]:
-    """All registered methods by name."""
-    _discover()
-    return dict(sorted(_REGISTRY.items()))
-
-
-def get(name: str) -> type[Method]:
-    """The method class registered as `name`, or a ConfigError naming the nearest valid one."""
-    found = available()
-    if name not in found:
-        raise ConfigError(
-            f"unknown method '{name}'{nearest(name, found)}; known: {', '.join(found)} "
-            "(`python run_bench.py list` shows them)"
-        )
-    return found[name]
+def _walk(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, value) for every attribute, descending into lists, tuples and dicts (not modules)."""
+    for key, value in tree.items():
+        if key == "ctx":
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, (list, tuple)):
+            yield from _walk({str(i): v for i, v in enumerate(value)}, f"{path}.")
+        elif isinstance(value, dict):
+            yield from _walk({str(k): v for k, v in value.items()}, f"{path}.")
+        else:
+            yield path, value

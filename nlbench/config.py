@@ -14,8 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from data.noise import NOISE_MODELS
-from harness.errors import ConfigError, nearest
+from nlbench.data.noise import NOISE_MODELS
+from nlbench.engine import EngineOptions
+from nlbench.errors import ConfigError, did_you_mean
 
 
 class _Strict(BaseModel):
@@ -52,8 +53,10 @@ class NoiseEntry(_Strict):
     @classmethod
     def _known_model(cls, model: str) -> str:
         if model not in NOISE_MODELS:
-            raise ValueError(f"unknown noise model '{model}'{nearest(model, NOISE_MODELS)}; "
-                             f"known: {', '.join(NOISE_MODELS)}")
+            raise ValueError(
+                f"unknown noise model '{model}'{did_you_mean(model, NOISE_MODELS)}; "
+                f"known: {', '.join(NOISE_MODELS)}"
+            )
         return model
 
     @field_validator("ratios")
@@ -61,8 +64,9 @@ class NoiseEntry(_Strict):
     def _ratios_in_range(cls, ratios: list[float | None]) -> list[float | None]:
         for r in ratios:
             if r is not None and not 0.0 <= r <= 1.0:
-                raise ValueError(f"noise ratio {r} is outside [0, 1]: a ratio is a fraction "
-                                 "(0.5 means 50%)")
+                raise ValueError(
+                    f"noise ratio {r} is outside [0, 1]: a ratio is a fraction (0.5 means 50%)"
+                )
         return ratios
 
 
@@ -97,20 +101,6 @@ class ExecutorEntry(_Strict):
     max_requeues: int = Field(3, ge=0)
     sbatch_extra: dict[str, Any] = Field(default_factory=dict)  # e.g. {account: x, qos: y}
     log_dir: str | None = None  # default: <results_dir>/<suite>/slurm (must be on a shared disk)
-
-
-class EngineOptions(_Strict):
-    """Engine switches; each optimisation can be turned off to measure its effect."""
-
-    amp: bool = True
-    channels_last: bool = True
-    cudnn_benchmark: bool = True
-    compile: bool = False
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
-    neighbour_backend: Literal["auto", "faiss", "torch"] = "auto"
-    eval_batch_size: int = 1024
-    checkpoint_every: int = 0
-    progress: bool = True
 
 
 class Suite(_Strict):
@@ -165,8 +155,11 @@ class RunSpec(BaseModel):
 
     def describe(self) -> str:
         ratio, options = self.noise["ratio"], self.noise["options"]
-        shown = f"{ratio:g}" if ratio is not None else \
-            ",".join(f"{k}={v}" for k, v in options.items() if k != "file")
+        shown = (
+            f"{ratio:g}"
+            if ratio is not None
+            else ",".join(f"{k}={v}" for k, v in options.items() if k != "file")
+        )
         noise = f"{self.noise['model']} {shown}".strip()
         return f"{self.method['name']} | {self.dataset['name']} | {noise} | seed {self.seed}"
 
@@ -189,8 +182,10 @@ def _fields_at(model: type[BaseModel], parts: tuple[Any, ...]) -> list[str]:
             return []
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
-        current = next((a for a in (annotation, *args)
-                        if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        current = next(
+            (a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)),
+            None,
+        )
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
@@ -202,7 +197,7 @@ def explain(error: ValidationError, model: type[BaseModel], where: str) -> Confi
     parts = tuple(first["loc"])
     path = _loc(parts)
     if first["type"] == "extra_forbidden":
-        hint = nearest(str(parts[-1]), _fields_at(model, parts))
+        hint = did_you_mean(str(parts[-1]), _fields_at(model, parts))
         return ConfigError(f"{where}: unknown key '{path}'{hint}")
     if first["type"] == "missing":
         return ConfigError(f"{where}: missing key '{path}'")
@@ -262,8 +257,10 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     """Read, override and validate a suite file; every failure is one ConfigError line."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"suite file '{path}' not found (suites live in benchmarks/, e.g. "
-                          "benchmarks/quick.yaml)")
+        raise ConfigError(
+            f"suite file '{path}' not found (suites live in benchmarks/, e.g. "
+            "benchmarks/quick.yaml)"
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -272,7 +269,9 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a suite is a mapping of keys (name, datasets, noise, methods, ...)")
+        raise ConfigError(
+            f"{path}: a suite is a mapping of keys (name, datasets, noise, methods, ...)"
+        )
     raw.setdefault("name", path.stem)
     return suite_from_dict(raw, str(path), overrides)
 
@@ -288,7 +287,7 @@ def suite_from_dict(raw: dict[str, Any], where: str, overrides: list[str] | None
 
 def _resolve(suite: Suite, index: int, overrides: list[dict[str, Any]]) -> dict[str, Any]:
     """A method's hparams: defaults < common < its entry < dataset entry < noise entry."""
-    from methods.base import get as get_method
+    from nlbench.methods.api import get as get_method
 
     entry = suite.methods[index]
     cls = get_method(entry.name)
@@ -302,20 +301,26 @@ def _resolve(suite: Suite, index: int, overrides: list[dict[str, Any]]) -> dict[
 
 
 def _check_references(suite: Suite) -> None:
-    from methods.base import get as get_method
+    from nlbench.methods.api import get as get_method
 
     names = {m.name for m in suite.methods}
     for where, entries in (("datasets", suite.datasets), ("noise", suite.noise)):
         for i, entry in enumerate(entries):
             for name in entry.hparams:
                 if name not in names:
-                    raise ConfigError(f"{where}[{i}].hparams: '{name}' is not a method of this "
-                                      f"suite{nearest(name, names)}")
-    unused = [k for k in suite.common
-              if not any(k in get_method(m.name).HParams.model_fields for m in suite.methods)]
+                    raise ConfigError(
+                        f"{where}[{i}].hparams: '{name}' is not a method of this "
+                        f"suite{did_you_mean(name, names)}"
+                    )
+    unused = [
+        k
+        for k in suite.common
+        if not any(k in get_method(m.name).HParams.model_fields for m in suite.methods)
+    ]
     if unused:
-        raise ConfigError(f"common: key '{unused[0]}' is a hyperparameter of none of the suite's "
-                          "methods")
+        raise ConfigError(
+            f"common: key '{unused[0]}' is a hyperparameter of none of the suite's methods"
+        )
 
 
 def expand(suite: Suite) -> list[RunSpec]:
@@ -329,14 +334,19 @@ def expand(suite: Suite) -> list[RunSpec]:
                 hparams = _resolve(suite, index, layers)
                 for ratio in nz.ratios:
                     for seed in suite.seeds:
-                        specs.append(RunSpec(
-                            suite=suite.name,
-                            dataset=ds.model_dump(exclude={"hparams"}),
-                            noise={"model": nz.model, "ratio": ratio,
-                                   "seed": seed if nz.seed is None else nz.seed,
-                                   "options": nz.options},
-                            method={"name": method.name, "hparams": hparams},
-                            seed=seed,
-                            engine=None if suite.engine.amp else {"amp": False},
-                        ))
+                        specs.append(
+                            RunSpec(
+                                suite=suite.name,
+                                dataset=ds.model_dump(exclude={"hparams"}),
+                                noise={
+                                    "model": nz.model,
+                                    "ratio": ratio,
+                                    "seed": seed if nz.seed is None else nz.seed,
+                                    "options": nz.options,
+                                },
+                                method={"name": method.name, "hparams": hparams},
+                                seed=seed,
+                                engine=None if suite.engine.amp else {"amp": False},
+                            )
+                        )
     return specs

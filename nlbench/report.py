@@ -3,7 +3,8 @@
 Reports never rerun anything: they read the records the store hands over, so a leaderboard can be
 rebuilt at any time, and the numbers in it are exactly those in `results/`. Runs share a table cell
 only when their specs differ in nothing but the seed (`spec.seed`, `spec.noise.seed`); a method that
-ran under two recipes gets one row per recipe, labelled `name [recipe]`, never a merged one.
+ran under two recipes gets one row per recipe, labelled by the hyperparameters in which they differ
+(`gce q=0.3`), never a merged one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import plots
+from nlbench import plots
+from nlbench.records import Record
 
 METRICS = (
     ("last_acc", "last-epoch test accuracy (%)"),
@@ -25,12 +27,26 @@ METRICS = (
 )
 KNOWN_SPEC_FIELDS = ("suite", "seed", "dataset", "noise", "method")
 CSV_ORDER = [
-    "spec.dataset.name", "spec.noise.model", "spec.noise.ratio", "spec.noise.options.key",
-    "spec.method.name", "recipe", "spec.seed", "run_id",
+    "spec.dataset.name",
+    "spec.noise.model",
+    "spec.noise.ratio",
+    "spec.noise.options.key",
+    "spec.method.name",
+    "spec.seed",
+    "run_id",
 ]
 RUN_COLUMNS = [
-    "run_id", "group", "slug", "column", "ratio", "method", "recipe", "seed", "realised_rate",
-    "scored_network", *(metric for metric, _ in METRICS),
+    "run_id",
+    "group",
+    "slug",
+    "column",
+    "ratio",
+    "method",
+    "hparams",
+    "seed",
+    "realised_rate",
+    "scored_network",
+    *(metric for metric, _ in METRICS),
 ]
 
 
@@ -47,21 +63,19 @@ class ReportPaths:
 
 
 def build_report(
-    records: list[dict],
+    records: list[Record],
     out_dir: Path,
-    failed: list[dict] | None = None,
     problems: Sequence[tuple[str | Path, str]] | None = None,
 ) -> ReportPaths:
     """Write leaderboard.md, leaderboard.csv and plots/*.png for these records into `out_dir`.
 
-    `records` may hold failed runs (status != "ok") as well; `failed` adds more (deduplicated by
-    run_id), and `problems` are (path, why) for records the store could not read. Failed runs and
-    problems are listed, never silently dropped, because a missing cell otherwise looks like a
-    method that was never run. Plots from an earlier report are removed first so the folder matches
-    the leaderboard.
+    `records` may hold failed runs as well; `problems` are (path, why) for records the store could
+    not read. Failed runs and problems are listed, never silently dropped, because a missing cell
+    otherwise looks like a method that was never run. Plots from an earlier report are removed
+    first so the folder matches the leaderboard.
     """
-    ok = [r for r in records if r.get("status") == "ok"]
-    failures = _failed_runs(records, failed or [])
+    ok = [r for r in records if r.ok]
+    failures = sorted((r for r in records if not r.ok), key=lambda r: r.run_id)
     runs = run_frame(ok)
     epochs = epoch_frame(ok, runs)
 
@@ -83,7 +97,7 @@ def build_report(
     return ReportPaths(markdown, csv, [p for paths in group_plots.values() for p in paths])
 
 
-def run_frame(records: list[dict]) -> pd.DataFrame:
+def run_frame(records: list[Record]) -> pd.DataFrame:
     """One row per finished run, with the table it belongs to (`group`), its column and its row.
 
     The group is (dataset + options, noise model + options, any other spec field); the column is
@@ -93,7 +107,8 @@ def run_frame(records: list[dict]) -> pd.DataFrame:
     """
     rows = []
     for rec in records:
-        spec, final = rec["spec"], rec.get("final") or {}
+        spec = rec.spec.model_dump(exclude_none=True)
+        final = rec.final.model_dump() if rec.final else {}
         noise = spec["noise"]
         ratio = noise.get("ratio")
         numeric = ratio is not None
@@ -102,16 +117,16 @@ def run_frame(records: list[dict]) -> pd.DataFrame:
         noise_label += _options({k: v for k, v in spec.items() if k not in KNOWN_SPEC_FIELDS})
         rows.append(
             {
-                "run_id": rec["run_id"],
+                "run_id": rec.run_id,
                 "group": f"{dataset} · {noise_label}",
                 "slug": _slug(f"{dataset}_{noise_label}"),
                 "column": _ratio_label(ratio, noise.get("options")),
                 "ratio": float(ratio) if numeric else math.nan,
                 "method": spec["method"]["name"],
-                "recipe": rec.get("recipe", ""),
+                "hparams": json.dumps(spec["method"]["hparams"], sort_keys=True),
                 "seed": spec.get("seed"),
-                "realised_rate": (rec.get("noise") or {}).get("realised_rate"),
-                "scored_network": rec.get("scored_network"),
+                "realised_rate": rec.noise.realised_rate,
+                "scored_network": rec.scored_network,
                 **{metric: final.get(metric) for metric, _ in METRICS},
             }
         )
@@ -119,8 +134,8 @@ def run_frame(records: list[dict]) -> pd.DataFrame:
     for metric, _ in METRICS:
         frame[metric] = pd.to_numeric(frame[metric])
     frame["realised_rate"] = pd.to_numeric(frame["realised_rate"])
-    split = frame.groupby(["group", "method"])["recipe"].transform("nunique") > 1
-    frame["row"] = frame["method"].where(~split, frame["method"] + " [" + frame["recipe"] + "]")
+    frame["recipe"] = recipe_labels(frame)
+    frame["row"] = (frame["method"] + " " + frame["recipe"]).str.strip()
     order = sorted(
         frame[["ratio", "column"]].drop_duplicates().itertuples(index=False),
         key=lambda p: (math.isnan(p.ratio), 0.0 if math.isnan(p.ratio) else p.ratio, p.column),
@@ -130,20 +145,44 @@ def run_frame(records: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def epoch_frame(records: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
+def recipe_labels(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the hyperparameters in which its method's recipes differ within its table
+    (`lr=0.1`, `q=0.3, network=mlp`); "" where the method ran under one recipe there."""
+    labels = pd.Series("", index=runs.index, dtype=object)
+    for _, part in runs.groupby(["group", "method"]):
+        recipes = list(part["hparams"].unique())
+        if len(recipes) < 2:
+            continue
+        parsed = [json.loads(r) for r in recipes]
+        keys = sorted({k for h in parsed for k in h})
+        differing = [k for k in keys if len({json.dumps(h.get(k)) for h in parsed}) > 1]
+        named = {
+            r: ", ".join(f"{k}={_value(h.get(k))}" for k in differing)
+            for r, h in zip(recipes, parsed)
+        }
+        labels[part.index] = part["hparams"].map(named)
+    return labels
+
+
+def _value(value: object) -> str:
+    """A hyperparameter value as a suite would write it (`0.1`, `[40, 80]`, `mlp`)."""
+    return f"{value:g}" if isinstance(value, float) else json.dumps(value).strip('"')
+
+
+def epoch_frame(records: list[Record], runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, epoch): test accuracy and whatever diagnostics the method reported.
 
     Diagnostic columns are prefixed `diag.` because their keys vary by method.
     """
     rows = [
         {
-            "run_id": rec["run_id"],
-            "epoch": ep["epoch"],
-            "test_acc": ep.get("test_acc"),
-            **{f"diag.{k}": v for k, v in (ep.get("diagnostics") or {}).items()},
+            "run_id": rec.run_id,
+            "epoch": ep.epoch,
+            "test_acc": ep.test_acc,
+            **{f"diag.{k}": v for k, v in ep.diagnostics.items()},
         }
         for rec in records
-        for ep in rec.get("epochs") or []
+        for ep in rec.epochs
     ]
     frame = pd.DataFrame(rows, columns=None if rows else ["run_id", "epoch", "test_acc"])
     numeric = [c for c in frame.columns if c == "test_acc" or c.startswith("diag.")]
@@ -151,7 +190,7 @@ def epoch_frame(records: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(runs[["run_id", "group", "column", "column_rank", "row"]], on="run_id")
 
 
-def long_form(records: list[dict]) -> pd.DataFrame:
+def long_form(records: list[Record]) -> pd.DataFrame:
     """Every run as one flat row: spec, final metrics, noise, timing and last-epoch diagnostics.
 
     Column names are dotted paths into the record (`spec.method.hparams.lr`, `final.last_acc`),
@@ -159,23 +198,21 @@ def long_form(records: list[dict]) -> pd.DataFrame:
     """
     rows = []
     for rec in records:
-        epochs = rec.get("epochs") or []
         rows.append(
             {
-                "run_id": rec.get("run_id"),
-                "suite": rec.get("suite"),
-                "status": rec.get("status"),
-                "recipe": rec.get("recipe"),
-                "scored_network": rec.get("scored_network"),
-                "spec": rec.get("spec") or {},
-                "final": rec.get("final") or {},
-                "failure": rec.get("failure") or {},
-                "noise": {"realised_rate": (rec.get("noise") or {}).get("realised_rate")},
-                "epochs_run": len(epochs),
-                "wall_seconds": rec.get("wall_seconds"),
-                "images_per_second": rec.get("images_per_second"),
-                "diagnostics": (epochs[-1].get("diagnostics") or {}) if epochs else {},
-                "env": rec.get("env") or {},
+                "run_id": rec.run_id,
+                "suite": rec.suite,
+                "status": rec.status,
+                "scored_network": rec.scored_network,
+                "spec": rec.spec.model_dump(exclude_none=True),
+                "final": rec.final.model_dump() if rec.final else {},
+                "failure": rec.failure.model_dump() if rec.failure else {},
+                "noise": {"realised_rate": rec.noise.realised_rate},
+                "epochs_run": len(rec.epochs),
+                "wall_seconds": rec.wall_seconds,
+                "images_per_second": rec.images_per_second,
+                "diagnostics": rec.epochs[-1].diagnostics if rec.epochs else {},
+                "env": rec.env.model_dump(),
             }
         )
     if not rows:
@@ -188,9 +225,9 @@ def long_form(records: list[dict]) -> pd.DataFrame:
 
 
 def leaderboard_markdown(
-    ok: list[dict],
+    ok: list[Record],
     runs: pd.DataFrame,
-    failures: list[dict],
+    failures: list[Record],
     problems: list[tuple[str | Path, str]],
     group_plots: dict[str, list[Path]],
     out_dir: Path,
@@ -234,13 +271,15 @@ def metric_table(frame: pd.DataFrame, metric: str) -> str:
     return _markdown_table(["method", *columns], body, right=range(1, len(columns) + 1))
 
 
-def _header(ok: list[dict], runs: pd.DataFrame, failures: list[dict], problems: list) -> str:
+def _header(ok: list[Record], runs: pd.DataFrame, failures: list[Record], problems: list) -> str:
     """Title, run counts, environment and how to read a cell: the context a number needs."""
-    suites = sorted({r.get("suite") or r["spec"].get("suite", "") for r in ok + failures} - {""})
+    suites = sorted({r.suite for r in ok + failures} - {""})
     env = {
-        key: ", ".join(sorted({str((r.get("env") or {}).get(key)) for r in ok}))
+        key: ", ".join(sorted({str(getattr(r.env, key)) for r in ok}))
         for key in ("nlbench_commit", "torch", "device")
     }
+    if any(r.env.dirty for r in ok):
+        env["nlbench_commit"] += " (with uncommitted changes)"
     scored = (
         runs.dropna(subset=["scored_network"])
         .drop_duplicates(["method", "scored_network"])
@@ -262,51 +301,48 @@ def _header(ok: list[dict], runs: pd.DataFrame, failures: list[dict], problems: 
     lines += [
         "",
         "Cells: mean ± std (n) over seeds of test accuracy (%); std is the sample std (ddof=1),",
-        "\"–\" when n = 1. **Bold**: best mean in its column. The headline is the last epoch.",
+        '"–" when n = 1. **Bold**: best mean in its column. The headline is the last epoch.',
         "Runs share a cell only when their specs differ in nothing but the seed; a method run",
-        "under two recipes gets one row per recipe, `name [recipe]`.",
+        "under two recipes gets one row per recipe, named by the hyperparameters that differ.",
     ]
     return "\n".join(lines)
 
 
 def _group_notes(frame: pd.DataFrame) -> str:
-    """Realised noise per column, the recipe of each method, and a warning for split recipes."""
+    """Realised noise per column, and a note for each method split over several recipes."""
     columns = _column_order(frame)
     realised = frame.groupby("column")["realised_rate"].mean()
     noise = ", ".join(
         f"{c}→{realised[c]:.3f}" if pd.notna(realised[c]) else f"{c}→?" for c in columns
     )
-    recipes = frame.groupby("method")["recipe"].unique()
-    recipe_text = ", ".join(f"{m} {'/'.join(sorted(r))}" for m, r in recipes.items())
-    notes = [f"- realised noise (nominal→realised): {noise}", f"- recipes: {recipe_text}"]
-    for method, rs in recipes.items():
+    notes = [f"- realised noise (nominal→realised): {noise}"]
+    for method, rs in frame.groupby("method")["recipe"].unique().items():
         if len(rs) > 1:
             notes.append(
-                f"- note: {method} ran under {len(rs)} recipes ({', '.join(sorted(rs))}); "
+                f"- note: {method} ran under {len(rs)} recipes ({'; '.join(sorted(rs))}); "
                 "one row per recipe, not merged"
             )
     return "\n".join(notes)
 
 
-def _failed_table(failures: list[dict]) -> str:
+def _failed_table(failures: list[Record]) -> str:
     """Failed runs with enough of the spec to find and rerun them."""
     if not failures:
         return "none"
     body = []
-    for rec in sorted(failures, key=lambda r: r.get("run_id", "")):
-        spec, failure = rec.get("spec") or {}, rec.get("failure") or {}
-        noise = spec.get("noise") or {}
-        ratio = noise.get("ratio")
+    for rec in failures:
+        spec, failure = rec.spec, rec.failure
+        ratio = spec.noise["ratio"]
         body.append(
             [
-                str(rec.get("run_id", "")),
-                (spec.get("method") or {}).get("name", ""),
-                (spec.get("dataset") or {}).get("name", ""),
-                str(noise.get("model", "")) + _options(noise.get("options")),
+                rec.run_id,
+                spec.method["name"],
+                spec.dataset["name"],
+                spec.noise["model"] + _options(spec.noise.get("options")),
                 "–" if ratio is None else f"{ratio:g}",
-                str(spec.get("seed", "")),
-                str(failure.get("reason", "unknown")),
-                str(failure.get("epoch", "–")),
+                str(spec.seed),
+                failure.reason if failure else "unknown",
+                str(failure.epoch) if failure else "–",
             ]
         )
     return _markdown_table(FAILED_HEADER, body, right=(4, 5, 7))
@@ -318,14 +354,6 @@ def _problems_table(problems: list[tuple[str | Path, str]]) -> str:
         return "none"
     body = [[str(path), problem] for path, problem in sorted(problems, key=lambda p: str(p[0]))]
     return _markdown_table(["path", "problem"], body)
-
-
-def _failed_runs(records: list[dict], extra: list[dict]) -> list[dict]:
-    """Failed records from both sources, once each: the store and the runner may both report one."""
-    unique: dict[str, dict] = {}
-    for rec in [r for r in records if r.get("status") != "ok"] + extra:
-        unique[rec.get("run_id") or json.dumps(rec, sort_keys=True, default=str)] = rec
-    return list(unique.values())
 
 
 def _column_order(frame: pd.DataFrame) -> list[str]:
@@ -364,7 +392,9 @@ def _markdown_table(header: list[str], body: list[list[str]], right: Sequence[in
         ]
         return "| " + " | ".join(padded) + " |"
 
-    rule = "|" + "|".join(
-        "-" * (w + 1) + (":" if i in right else "-") for i, w in enumerate(widths)
-    ) + "|"
+    rule = (
+        "|"
+        + "|".join("-" * (w + 1) + (":" if i in right else "-") for i, w in enumerate(widths))
+        + "|"
+    )
     return "\n".join([line(escaped[0]), rule, *(line(row) for row in escaped[1:])])

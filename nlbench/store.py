@@ -12,9 +12,9 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-SCHEMA = 1
+from nlbench.errors import ConfigError
+from nlbench.records import OutdatedRecord, Record, parse_record
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -35,23 +35,17 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def read_record(path: Path) -> dict[str, Any]:
-    """Parse and sanity-check one record; ValueError says what is wrong with it."""
+def read_record(path: Path) -> Record:
+    """Parse and check one record file; ValueError says what is wrong with it."""
     try:
-        record = json.loads(path.read_text())
+        raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos}; truncated?)") from None
     except UnicodeDecodeError:
         raise ValueError("not a text file") from None
-    if not isinstance(record, dict):
-        raise ValueError("not a JSON object")
-    if record.get("schema") != SCHEMA:
-        raise ValueError(f"schema {record.get('schema')!r}, expected {SCHEMA}")
-    missing = [k for k in ("run_id", "spec", "status") if k not in record]
-    if missing:
-        raise ValueError(f"missing field '{missing[0]}'")
-    if record["run_id"] != path.stem:
-        raise ValueError(f"run_id {record['run_id']} does not match the file name")
+    record = parse_record(raw)
+    if record.run_id != path.stem:
+        raise ValueError(f"run_id {record.run_id} does not match the file name")
     return record
 
 
@@ -67,21 +61,36 @@ class Store:
     def checkpoint_path(self, run_id: str) -> Path:
         return self.root / "checkpoints" / f"{run_id}.pt"
 
-    def write(self, record: dict[str, Any]) -> Path:
-        path = self.path(record["run_id"])
-        write_atomic(path, json.dumps(record, indent=1, sort_keys=True))
+    def write(self, record: Record) -> Path:
+        path = self.path(record.run_id)
+        write_atomic(path, json.dumps(record.model_dump(mode="json"), indent=1, sort_keys=True))
         return path
 
-    def load(self) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
-        """All readable records, and (path, problem) for each unreadable one."""
-        records, problems = [], []
+    def load(self) -> tuple[list[Record], list[tuple[Path, str]]]:
+        """All readable records, and (path, problem) for each unreadable one.
+
+        Records of an older schema version stop everything with one ConfigError before anything
+        is read further or moved: they were made by other code and must not be mixed in.
+        """
+        records: list[Record] = []
+        problems: list[tuple[Path, str]] = []
+        outdated: list[tuple[Path, OutdatedRecord]] = []
         if not self.root.is_dir():
             return records, problems
         for path in sorted(self.root.glob("*.json")):
             try:
                 records.append(read_record(path))
+            except OutdatedRecord as exc:
+                outdated.append((path, exc))
             except (ValueError, OSError) as exc:
                 problems.append((path, str(exc)))
+        if outdated:
+            version = outdated[0][1].version
+            raise ConfigError(
+                f"{self.root}: {len(outdated)} record(s) of {outdated[0][1]} (an older nlbench, "
+                f"whose runs are seeded differently) cannot be mixed in: move the folder aside "
+                f"(mv {self.root} {self.root}.v{version}) and rerun"
+            )
         return records, problems
 
     def quarantine(self, path: Path) -> Path:

@@ -8,27 +8,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.resources import files
 from pathlib import Path
 
-from data.errors import DataError
-from harness.errors import NlbenchError
+from nlbench.errors import NlbenchError
 
-ROOT = Path(__file__).resolve().parents[1]
-QUICK = ROOT / "benchmarks" / "quick.yaml"
+SUITES = files("nlbench.benchmarks")
+"""The shipped suites (benchmarks/ in a checkout, package data when installed)."""
 EXIT_USER_ERROR = 2
 EXIT_PROBLEMS = 3
 
 
 def _report(results: Path, out: Path) -> tuple[object, list[tuple[Path, str]]]:
-    from harness.report import build_report
-    from harness.store import Store
+    from nlbench.report import build_report
+    from nlbench.store import Store
 
     records, problems = Store(results).load()
     if not records and not problems:
-        from harness.errors import ConfigError
+        from nlbench.errors import ConfigError
 
-        raise ConfigError(f"no run records in '{results}' (run a suite first: "
-                          "python run_bench.py run benchmarks/quick.yaml)")
+        raise ConfigError(
+            f"no run records in '{results}' (run a suite first: "
+            "python run_bench.py run benchmarks/quick.yaml)"
+        )
     paths = build_report(records, out, problems=[(str(p), m) for p, m in problems])
     return paths, problems
 
@@ -49,51 +51,68 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
+def suite_path(name: str) -> Path:
+    """A suite file by path, or a shipped suite by name (`quick`, `ssr_cifar10_paper`)."""
+    path = Path(name).expanduser()
+    shipped = SUITES / f"{name.removesuffix('.yaml')}.yaml"
+    if not path.exists() and "/" not in name and shipped.is_file():
+        return Path(str(shipped))
+    return path
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.config import load_suite
+    from nlbench.config import load_suite
 
-    return _run_suite(load_suite(args.suite, _overrides(args)), args)
+    return _run_suite(load_suite(suite_path(args.suite), _overrides(args)), args)
 
 
-def cmd_ssr(args: argparse.Namespace) -> int:
-    """SSR's official command line, run as a one-run suite through the same machinery."""
-    from harness.config import suite_from_dict
-    from harness.official_cli import parse_ssr_command
+def cmd_method_command(args: argparse.Namespace) -> int:
+    """A method's own command line (e.g. SSR's official flags), run as a one-run suite."""
+    from nlbench.config import suite_from_dict
 
-    raw = parse_ssr_command(args.official)
-    return _run_suite(suite_from_dict(raw, "ssr command line", _overrides(args)), args)
+    raw = args.method_command.to_suite(args.official)
+    where = f"{args.method_command.name} command line"
+    return _run_suite(suite_from_dict(raw, where, _overrides(args)), args)
 
 
 def _run_suite(suite, args: argparse.Namespace) -> int:
-    from harness.config import expand
-    from harness.runner import run_sweep
-    from harness.store import Store
+    from nlbench.config import expand
+    from nlbench.runner import run_sweep
+    from nlbench.store import Store
 
     specs = expand(suite)
     results = Path(suite.results_dir) / suite.name
     if args.dry_run:
         store = Store(results)
-        done = {r["run_id"] for r in store.load()[0]}
+        done = {r.run_id for r in store.load()[0]}
         for spec in specs:
             mark = "done" if spec.run_id in done else "todo"
             print(f"{spec.run_id}  {mark}  {spec.describe()}")
         print(f"{len(specs)} runs ({sum(s.run_id in done for s in specs)} done) -> {results}")
         return 0
-    summary = run_sweep(suite, specs, Store(results), retry_failed=args.retry_failed,
-                        device_name=args.device)
-    print(f"{suite.name}: {summary.total} runs, {summary.ran} trained, {summary.skipped} already "
-          f"stored, {len(summary.failed)} failed")
+    summary = run_sweep(
+        suite, specs, Store(results), retry_failed=args.retry_failed, device_name=args.device
+    )
+    print(
+        f"{suite.name}: {summary.total} runs, {summary.ran} trained, {summary.skipped} already "
+        f"stored, {len(summary.failed)} failed"
+    )
     for line in summary.failed:
         print(f"failed: {line}")
     if summary.ran + summary.skipped:
         paths, _ = _report(results, Path(suite.reports_dir) / suite.name)
         _print_paths(paths)
     for path, problem, moved in summary.problems:
-        print(f"error: record {path} was unreadable ({problem}); kept as {moved.name}, run redone",
-              file=sys.stderr)
+        print(
+            f"error: record {path} was unreadable ({problem}); kept as {moved.name}, run redone",
+            file=sys.stderr,
+        )
     if summary.crashed:
-        print(f"error: {summary.crashed} run(s) crashed without a record (see above); rerun the "
-              "same command to retry them", file=sys.stderr)
+        print(
+            f"error: {summary.crashed} run(s) crashed without a record (see above); rerun the "
+            "same command to retry them",
+            file=sys.stderr,
+        )
     return EXIT_PROBLEMS if summary.problems or summary.crashed else 0
 
 
@@ -103,8 +122,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths, problems = _report(results, out)
     _print_paths(paths)
     for path, problem in problems:
-        print(f"error: record {path} is unreadable ({problem}); rerun its suite to redo it",
-              file=sys.stderr)
+        print(
+            f"error: record {path} is unreadable ({problem}); rerun its suite to redo it",
+            file=sys.stderr,
+        )
     return EXIT_PROBLEMS if problems else 0
 
 
@@ -113,10 +134,11 @@ def _first_line(doc: str | None) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from data.datasets import DATASETS
-    from data.noise import NOISE_MODELS
-    from harness.networks import NETWORKS
-    from methods.base import available
+    from nlbench.data.datasets import DATASETS
+    from nlbench.data.noise import NOISE_MODELS
+    from nlbench.methods.api import available
+    from nlbench.methods.toolkit.networks import NETWORKS
+    from nlbench.methods.toolkit.views import VIEWS
 
     print("methods:")
     for name, cls in available().items():
@@ -130,21 +152,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("networks:")
     for name, info in NETWORKS.items():
         print(f"  {name:16s} {info.doc}")
+    print(f"views: {', '.join(VIEWS)}")
+    print("suites shipped:")
+    for entry in sorted(SUITES.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            print(f"  {entry.name.removesuffix('.yaml')}")
     return 0
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    from harness.config import load_suite
-    from harness.perf import run_perf
+    from nlbench.config import load_suite
+    from nlbench.perf import run_perf
 
     overrides = list(args.set or []) + ["engine.progress=false"]
-    suite = load_suite(args.suite, overrides)
+    suite = load_suite(suite_path(args.suite), overrides)
     table = run_perf(suite, args.epochs, args.compare, args.device, Path(args.out))
     print(table.to_string(index=False))
     print(f"written: {Path(args.out) / f'perf_{suite.name}.md'}")
     if args.concurrency:
-        from harness.errors import ConfigError
-        from harness.perf import concurrency
+        from nlbench.errors import ConfigError
+        from nlbench.perf import concurrency
 
         try:
             counts = [int(c) for c in args.concurrency.split(",")]
@@ -152,20 +179,27 @@ def cmd_perf(args: argparse.Namespace) -> int:
             counts = []
         if not counts or min(counts) < 1:
             raise ConfigError(f"--concurrency '{args.concurrency}': give run counts such as 1,2,4")
-        print(concurrency(suite, counts, args.epochs, args.device, Path(args.out))
-              .to_string(index=False))
+        print(
+            concurrency(suite, counts, args.epochs, args.device, Path(args.out)).to_string(
+                index=False
+            )
+        )
     return 0
 
 
 def cmd_default(args: argparse.Namespace) -> int:
-    args.suite, args.set, args.dry_run, args.device = str(QUICK), [], False, None
+    args.suite, args.set, args.dry_run, args.device = "quick", [], False, None
     args.executor, args.retry_failed, args.no_progress = None, False, False
     return cmd_run(args)
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override any suite key, e.g. --set dataset.root=~/data --set seeds=[0]")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override any suite key, e.g. --set dataset.root=~/data --set seeds=[0]",
+    )
     p.add_argument("--dry-run", action="store_true", help="validate and list runs; train nothing")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--executor", choices=["serial", "local", "slurm"])
@@ -174,20 +208,24 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nlbench", description=(
-        "Benchmark learning-with-noisy-labels methods. With no command: run "
-        "benchmarks/quick.yaml, then write its report."))
+    p = argparse.ArgumentParser(
+        prog="nlbench",
+        description=(
+            "Benchmark learning-with-noisy-labels methods. With no command: run "
+            "benchmarks/quick.yaml, then write its report."
+        ),
+    )
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a suite (skips runs already stored), then report")
-    run.add_argument("suite", help="suite YAML, e.g. benchmarks/quick.yaml")
+    run.add_argument(
+        "suite", help="suite YAML, or a shipped suite's name, e.g. benchmarks/quick.yaml or quick"
+    )
     _run_flags(run)
     run.set_defaults(func=cmd_run)
-    ssr = sub.add_parser("ssr", help="SSR's official main_cifar.py command line, as one run",
-                         description="Accepts the flags of SSR's main_cifar.py (e.g. --theta_r 0.8 "
-                         "--noise_mode sym --noise_ratio 0.9 --dataset cifar100 --dataset_path "
-                         "PATH) plus nlbench's --set/--device/--dry-run/--no-progress.")
-    _run_flags(ssr)
-    ssr.set_defaults(func=cmd_ssr)
+    for command in method_commands().values():
+        own = sub.add_parser(command.name, help=command.help, description=command.description)
+        _run_flags(own)
+        own.set_defaults(func=cmd_method_command, method_command=command)
     rep = sub.add_parser("report", help="rebuild leaderboards and plots from stored records")
     rep.add_argument("results_dir", help="e.g. results/quick")
     rep.add_argument("--out", help="output folder (default reports/<suite>)")
@@ -199,29 +237,41 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--set", action="append", metavar="KEY=VALUE")
     perf.add_argument("--device", choices=["auto", "cpu", "cuda"])
     perf.add_argument("--out", default="reports/perf", help="where the table goes")
-    perf.add_argument("--concurrency", metavar="N,N,...",
-                      help="also time N copies of the first run sharing the device, e.g. 1,2,4")
+    perf.add_argument(
+        "--concurrency",
+        metavar="N,N,...",
+        help="also time N copies of the first run sharing the device, e.g. 1,2,4",
+    )
     perf.set_defaults(func=cmd_perf)
     lst = sub.add_parser("list", help="methods, datasets, noise models and networks")
     lst.set_defaults(func=cmd_list)
     return p
 
 
+def method_commands() -> dict:
+    """The command lines methods register, by name (a broken plugin costs a warning, not these)."""
+    from nlbench.methods.api import commands
+
+    return commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    p = parser()
-    if argv[:1] == ["ssr"]:
-        args, official = p.parse_known_args(argv)
-        args.official = official
-    else:
-        args = p.parse_args(argv)
-    func = getattr(args, "func", cmd_default)
     try:
+        p = parser()
+        if argv[:1] and argv[0] in method_commands():
+            args, official = p.parse_known_args(argv)
+            args.official = official
+        else:
+            args = p.parse_args(argv)
+        func = getattr(args, "func", cmd_default)
         return func(args)
-    except (NlbenchError, DataError) as exc:
+    except NlbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("interrupted: finished runs are stored; rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: finished runs are stored; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130

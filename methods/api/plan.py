@@ -12,7 +12,9 @@ from typing import Literal
 import torch
 
 Sampling = Literal["shuffle", "class_balanced"]
-View = Literal["weak", "strong", "none"]
+View = str
+"""A registered view name (`nlbench.methods.toolkit.views`): "weak", "strong", "none", or a
+method's own."""
 
 
 @dataclass
@@ -22,7 +24,8 @@ class Stream:
     `indices` are train-set sample ids; `labels` is a label for *every* train sample (length N), read
     at the drawn ids, so a method can hand its corrected labels over whole. `shuffle` walks a fresh
     permutation of `indices` and starts another when it runs out (drop_last batches); `class_balanced`
-    is SSR's sampler: every class present gets as many draws as the largest one (spec ssr §5.4).
+    is SSR's sampler: every class present gets as many draws as the largest one
+    (its `utils/classbalancedsampler.py`).
     """
 
     indices: torch.Tensor

@@ -16,8 +16,13 @@ OptimizerName = Literal["sgd", "adam"]
 ScheduleName = Literal["cosine", "coteaching", "multistep", "constant"]
 
 
-def make_optimizer(params: Iterable, name: OptimizerName, lr: float, momentum: float = 0.9,
-                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: Iterable,
+    name: OptimizerName,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
     """SGD (weight decay on every parameter, as SSR/DivideMix do) or Adam (Co-teaching's)."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -33,8 +38,14 @@ class CoteachingSchedule(LRScheduler):
     (`offset`); the docstring of methods/coteaching.py explains the choice.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, epochs: int, decay_start: int,
-                 offset: int = 1, beta1: tuple[float, float] = (0.9, 0.1)) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        epochs: int,
+        decay_start: int,
+        offset: int = 1,
+        beta1: tuple[float, float] = (0.9, 0.1),
+    ) -> None:
         self.epochs, self.decay_start, self.offset, self.beta1 = epochs, decay_start, offset, beta1
         super().__init__(optimizer)
 
@@ -43,8 +54,11 @@ class CoteachingSchedule(LRScheduler):
 
     def get_lr(self) -> list[float]:
         e = self._official_epoch()
-        factor = 1.0 if e < self.decay_start else \
-            max(0, self.epochs - e) / max(1, self.epochs - self.decay_start)
+        factor = (
+            1.0
+            if e < self.decay_start
+            else max(0, self.epochs - e) / max(1, self.epochs - self.decay_start)
+        )
         return [base * factor for base in self.base_lrs]
 
     def step(self, epoch: int | None = None) -> None:
@@ -55,9 +69,14 @@ class CoteachingSchedule(LRScheduler):
                 group["betas"] = (beta, group["betas"][1])
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, name: ScheduleName, epochs: int,
-                  eta_min_ratio: float = 1 / 50, milestones: tuple[int, ...] = (),
-                  decay_start: int = 80) -> LRScheduler:
+def make_schedule(
+    optimizer: torch.optim.Optimizer,
+    name: ScheduleName,
+    epochs: int,
+    eta_min_ratio: float = 1 / 50,
+    milestones: tuple[int, ...] = (),
+    decay_start: int = 80,
+) -> LRScheduler:
     """cosine to lr*eta_min_ratio over `epochs` (SSR), Co-teaching's, multistep x0.1, or flat.
 
     `epochs` is always the number of epochs trained; for `coteaching` that is the official
@@ -73,8 +92,9 @@ def make_schedule(optimizer: torch.optim.Optimizer, name: ScheduleName, epochs: 
     return MultiStepLR(optimizer, milestones=[], gamma=1.0)
 
 
-def official_coteaching_schedule(optimizer: torch.optim.Optimizer, trained_epochs: int,
-                                 decay_start: int) -> CoteachingSchedule:
+def official_coteaching_schedule(
+    optimizer: torch.optim.Optimizer, trained_epochs: int, decay_start: int
+) -> CoteachingSchedule:
     """Co-teaching's plan exactly as its main.py runs it, for `trained_epochs` trained epochs.
 
     The official loop is `for epoch in range(1, n_epoch)`: epoch 0 only evaluates the random
@@ -82,5 +102,6 @@ def official_coteaching_schedule(optimizer: torch.optim.Optimizer, trained_epoch
     (`offset=1`) and the plan's horizon is n_epoch = trained_epochs + 1, so the last trained epoch
     runs at lr / (n_epoch - decay_start) as the official one does, never at lr 0.
     """
-    return CoteachingSchedule(optimizer, epochs=trained_epochs + 1, decay_start=decay_start,
-                              offset=1)
+    return CoteachingSchedule(
+        optimizer, epochs=trained_epochs + 1, decay_start=decay_start, offset=1
+    )

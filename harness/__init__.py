@@ -1,1 +1,0 @@
-"""Shared machinery of nlbench: suites, the training engine, networks, neighbours, store, reports."""

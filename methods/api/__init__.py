@@ -1,0 +1,31 @@
+"""The method API: everything a method plugin imports, in one place.
+
+    from nlbench.methods.api import Method, MethodHParams, EpochPlan, Stream, register
+
+A plugin subclasses `Method` (or `SingleNetwork`, whose `loss` hook makes a loss-based method a few
+lines), declares its hyperparameters in a nested `HParams`, and registers under a name.
+"""
+
+from nlbench.methods.api.context import MethodContext
+from nlbench.methods.api.method import Diagnostics, Method, MethodCommand, MethodHParams
+from nlbench.methods.api.plan import Batch, EpochPlan, Stream, StreamBatch
+from nlbench.methods.api.registry import available, commands, get, register
+from nlbench.methods.api.single_network import SingleNetwork, SingleNetworkHParams
+
+__all__ = [
+    "Batch",
+    "Diagnostics",
+    "EpochPlan",
+    "Method",
+    "MethodCommand",
+    "MethodContext",
+    "MethodHParams",
+    "SingleNetwork",
+    "SingleNetworkHParams",
+    "Stream",
+    "StreamBatch",
+    "available",
+    "commands",
+    "get",
+    "register",
+]

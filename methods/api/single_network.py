@@ -1,0 +1,99 @@
+"""One network, one shuffled stream, one loss: the base of every loss-based method.
+
+A loss-based method (CE, GCE, SCE, bootstrapping, ...) differs from cross-entropy only in the loss
+it puts on a batch's logits, so it subclasses `SingleNetwork` and writes `loss`; the network,
+optimiser, schedule, stream and mixed precision are the base's.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from nlbench.methods.api.context import MethodContext
+from nlbench.methods.api.method import Method, MethodHParams
+from nlbench.methods.api.plan import Batch, EpochPlan, Stream
+from nlbench.methods.toolkit.optim import (
+    OptimizerName,
+    ScheduleName,
+    make_optimizer,
+    make_schedule,
+)
+
+
+class SingleNetworkHParams(MethodHParams):
+    """The PreAct-ResNet18 protocol SSR and DivideMix compare against: SGD lr 0.02, momentum 0.9,
+    weight decay 5e-4, cosine to lr/50, batch 128, crop+flip, 300 epochs.
+
+    `milestones` are the epochs where `multistep` multiplies the lr by 0.1; `decay_start` is where
+    the `coteaching` schedule starts its linear decay.
+    """
+
+    epochs: int = Field(300, ge=1)
+    network: str = "preact_resnet18"
+    optimizer: OptimizerName = "sgd"
+    lr: float = Field(0.02, gt=0)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: ScheduleName = "cosine"
+    eta_min_ratio: float = Field(1 / 50, ge=0)
+    decay_start: int = Field(80, ge=0)
+    milestones: tuple[int, ...] = ()
+    batch_size: int = Field(128, ge=1)
+    view: Literal["weak", "none"] = "weak"
+
+    @model_validator(mode="after")
+    def _milestones_for_multistep(self):
+        if self.schedule == "multistep" and not self.milestones:
+            raise ValueError("schedule 'multistep' needs milestones, e.g. [150, 225]")
+        return self
+
+
+class SingleNetwork(Method):
+    """Trains `net` on all noisy labels with `loss(logits, labels, indices)` each step."""
+
+    HParams = SingleNetworkHParams
+
+    def __init__(self, ctx: MethodContext, hp: SingleNetworkHParams) -> None:
+        super().__init__(ctx, hp)
+        self.net = self.build_network()
+        self.optimizer = make_optimizer(
+            self.net.parameters(), hp.optimizer, hp.lr, hp.momentum, hp.weight_decay
+        )
+        self.schedule = make_schedule(
+            self.optimizer,
+            hp.schedule,
+            hp.epochs,
+            hp.eta_min_ratio,
+            milestones=hp.milestones,
+            decay_start=hp.decay_start,
+        )
+
+    @abstractmethod
+    def loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
+    ) -> torch.Tensor:
+        """The scalar loss of one batch; `indices` are the samples' train-set ids (for methods
+        that keep per-sample state)."""
+
+    def begin_epoch(self, epoch: int) -> EpochPlan:
+        stream = Stream(
+            self.ctx.train_indices,
+            self.ctx.noisy_labels,
+            views=(self.hp.view,),
+            batch_size=self.hp.batch_size,
+        )
+        return EpochPlan(streams={"all": stream})
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        part = batch["all"]
+        with self.autocast():
+            loss = self.loss(self.net(part.views[0]), part.labels, part.indices)
+        self.step(loss, self.optimizer)
+        return {"loss": loss.detach()}
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)

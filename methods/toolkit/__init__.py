@@ -1,0 +1,1 @@
+"""The toolkit methods share: networks, the neighbour index, optimisers and schedules, views."""

@@ -1,0 +1,27 @@
+"""User-facing errors: each carries one line that names the culprit and how to fix it.
+
+The CLI catches `NlbenchError` and prints the message alone, so a bad suite or a missing folder
+never surfaces as a traceback from deep inside torch. This module is the bottom of the import
+graph: every layer may raise these, and it imports nothing of nlbench.
+"""
+
+import difflib
+from collections.abc import Iterable
+
+
+class NlbenchError(Exception):
+    """Base of every error the CLI reports as a single line with a non-zero exit."""
+
+
+class ConfigError(NlbenchError):
+    """A suite, an override or a command-line flag that is not valid."""
+
+
+class DataError(NlbenchError, ValueError):
+    """A dataset or noise request that cannot be honoured (a missing file, a bad option)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean X?)' hint for the closest valid name, or '' when none is close."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""

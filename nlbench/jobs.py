@@ -1,0 +1,48 @@
+"""What executors exchange with a sweep: a run as plain data in, an outcome out.
+
+`RunJob` pickles to a spawned worker or a Slurm job; `Outcome` carries no result, because the
+record the job wrote is the result (the store is the only state a sweep shares). Both executor
+modules (`executors`, `slurm`) build on these, and neither imports the other.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+JobFn = Callable[..., Any]
+
+
+class RunJob(NamedTuple):
+    """One run as plain data, so it pickles to a spawned worker or a Slurm job: `fn(*job)`.
+
+    `device` is the suite's device name ("auto", "cpu", "cuda"); the executor replaces it with the
+    slot a run gets where it executes. `threads` caps torch's CPU threads in that process.
+    """
+
+    spec: dict[str, Any]
+    options: dict[str, Any]
+    results_dir: str
+    device: str
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A job that ended: `error` is None when it ended normally (its record says how it went)."""
+
+    job: RunJob
+    error: str | None = None
+
+
+class Executor(Protocol):
+    """Runs `fn(*job)` for every job, yielding each job's outcome as soon as it ends."""
+
+    def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]: ...
+
+
+def describe_error(exc: BaseException) -> str:
+    """The full traceback (a worker's remote one included), so a crash can be debugged from it."""
+    return "".join(traceback.format_exception(exc)).rstrip()
