@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Every GPU check of the fast-path issue in one call on the device machine (see README "GPU").
-# Carry device_data/ (cifar10_subset.npz copied from ../shared/data/cifar10_subset) and .whl/ (the
-# wheels of pydantic, pydantic-core, annotated-types, typing-inspection, typing-extensions and
-# tqdm for the device's Python, fetched as the device README says). Tables go under $OUT.
+# Every GPU check in one call: the perf table (plain vs fast path, concurrency) and the fast-vs-plain
+# accuracy check of benchmarks/fastpath_accuracy.yaml (its header says how to build its input,
+# device_data/cifar10_subset.npz). On a machine without nlbench's dependencies, put their wheels
+# in .whl/ (pydantic, pydantic-core, annotated-types, typing-inspection, typing-extensions, tqdm):
+# they are installed to /tmp/site first. Without faiss the neighbour index uses its exact torch
+# backend. Tables and logs go under $OUT (default reports/gpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-reports/gpu}

@@ -55,8 +55,12 @@ def record_dict(
             "seed": seed,
         },
         "env": dict(ENV),
-        "noise": {"model": model, "nominal_ratio": ratio, "realised_rate": realised,
-                  "transition_counts": [[1]]},  # fmt: skip
+        "noise": {
+            "model": model,
+            "nominal_ratio": ratio,
+            "realised_rate": realised,
+            "transition_counts": [[1]],
+        },  # fmt: skip
         "epochs": epochs,
         "final": final,
         "scored_network": "the only network",

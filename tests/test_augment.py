@@ -245,11 +245,17 @@ def test_policy_matches_official_subpolicies_in_pil() -> None:
         assert (ours != reference).float().mean() < 0.002
 
 
-def test_autoaugment_uses_its_draws() -> None:
-    x = _images(32, 6)
-    ours = cifar10_autoaugment(x, torch.Generator().manual_seed(11))
-    expected = apply_policy(x, draw_policy(len(x), torch.Generator().manual_seed(11)))
-    assert torch.equal(ours, expected)
+def test_autoaugment_draws_a_sub_policy_per_image_from_its_generator() -> None:
+    """One image repeated: each copy gets its own sub-policy, so the copies mostly differ; the same
+    seed repeats every draw, another seed does not (a batch-wide policy or an ignored generator
+    would fail here)."""
+    x = _images(1, 6).expand(64, -1, -1, -1).contiguous()
+    out = cifar10_autoaugment(x, torch.Generator().manual_seed(11))
+    distinct = {tuple(img.flatten().tolist()) for img in out}
+    assert len(distinct) > 10
+    again = cifar10_autoaugment(x, torch.Generator().manual_seed(11))
+    other = cifar10_autoaugment(x, torch.Generator().manual_seed(12))
+    assert torch.equal(out, again) and not torch.equal(out, other)
 
 
 def test_subpolicy_and_step_frequencies() -> None:

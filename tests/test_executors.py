@@ -35,9 +35,7 @@ engine: {progress: false}
 
 
 def _epochs(store: Store) -> dict[str, list]:
-    return {
-        r.run_id: [(e.test_acc, e.losses) for e in r.epochs] for r in store.load()[0]
-    }
+    return {r.run_id: [(e.test_acc, e.losses) for e in r.epochs] for r in store.load()[0]}
 
 
 def test_local_with_two_workers_matches_serial(write_suite, tmp_path, monkeypatch):

@@ -44,8 +44,16 @@ def first_step_losses(method: str, amp: bool, channels_last: bool) -> dict[str, 
     network = {"ce": "preact_resnet18", "ssr": "preact_resnet18", "coteaching": "cnn9"}[method]
     hp = cls.HParams.model_validate({"epochs": 1, "network": network, **SMALL[method]})
     instance = cls(engine.ctx, hp)
-    plan = instance.begin_epoch(0)
+    dtypes: set[torch.dtype] = set()
+    for net in instance.parts(torch.nn.Module).values():
+        net.register_forward_hook(lambda module, inputs, out: dtypes.add(out.dtype))
+    plan = instance.begin_epoch(0)  # SSR's feature pass, relabelling and selection run here
+    planned = set(dtypes)
     losses, _ = engine._train_epoch(instance, EpochPlan(plan.streams, steps=1))
+    expected = {torch.bfloat16} if amp else {torch.float32}
+    assert dtypes - {torch.float32} <= expected and dtypes & expected, dtypes
+    if method == "ssr":  # the feature pass ran at the training precision too
+        assert planned & expected, planned
     return losses
 
 

@@ -131,14 +131,8 @@ def test_run_killed_mid_epoch_resumes_from_its_checkpoint_identically(
 
     (a,), (b,) = whole.load()[0], cut.load()[0]
     assert b.resumed_from_epoch == 3
-    strip = [
-        e.model_dump(exclude={"seconds", "images_per_second"})
-        for e in a.epochs
-    ]
-    assert [
-        e.model_dump(exclude={"seconds", "images_per_second"})
-        for e in b.epochs
-    ] == strip
+    strip = [e.model_dump(exclude={"seconds", "images_per_second"}) for e in a.epochs]
+    assert [e.model_dump(exclude={"seconds", "images_per_second"}) for e in b.epochs] == strip
     assert b.final == a.final
     assert not cut.checkpoint_path(specs[0].run_id).exists()
 

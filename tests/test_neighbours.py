@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from nlbench.methods.toolkit import neighbours
 
 from nlbench.errors import ConfigError
+from nlbench.methods.toolkit import neighbours
 from nlbench.methods.toolkit.neighbours import NeighbourIndex, TorchIndex
 
 N, D, K = 300, 16, 10

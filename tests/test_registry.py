@@ -72,8 +72,9 @@ def test_bad_plugins_cost_one_line_each_and_good_ones_list(plugin_site):
     assert done.returncode == 0, done.stderr
     warnings = done.stderr.strip().splitlines()
     assert len(warnings) == 3, done.stderr
-    broken, clash, misnamed = (next(w for w in warnings if f"'{n}'" in w) for n in
-                               ("broken", "ce", "misnamed"))
+    broken, clash, misnamed = (
+        next(w for w in warnings if f"'{n}'" in w) for n in ("broken", "ce", "misnamed")
+    )
     assert "ModuleNotFoundError" in broken and "a_module_that_does_not_exist" in broken
     assert "already registered by nlbench.methods.ce.CrossEntropy" in clash
     assert "registers other_name" in misnamed and "name the entry point" in misnamed
@@ -112,6 +113,12 @@ def test_ssr_official_command_runs_through_the_suite_machinery(tmp_path, capsys)
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "ssr | cifar100 | sym 0.9 | seed 3047" in out and "1 runs (0 done)" in out
-    missing = ["ssr", "--dataset_path", str(tmp_path / "nowhere"), "--set", f"results_dir={tmp_path}"]
+    missing = [
+        "ssr",
+        "--dataset_path",
+        str(tmp_path / "nowhere"),
+        "--set",
+        f"results_dir={tmp_path}",
+    ]
     assert main(missing) == 2
     assert "nowhere" in capsys.readouterr().err

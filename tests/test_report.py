@@ -28,7 +28,9 @@ GOLDEN_PROBLEMS = [("results/golden/deadbeef0000.json", "invalid JSON: line 1 co
 
 
 def golden_records() -> list[Record]:
-    return [parse_record(json.loads(p.read_text())) for p in sorted((GOLDEN / "records").glob("*.json"))]
+    return [
+        parse_record(json.loads(p.read_text())) for p in sorted((GOLDEN / "records").glob("*.json"))
+    ]
 
 
 def regenerate_golden() -> None:

@@ -29,7 +29,7 @@ from nlbench.data.dataset import Dataset
 from nlbench.data.noise import NoisyLabels
 from nlbench.engine.sampling import StreamSampler
 from nlbench.methods.api import Diagnostics, Method
-from nlbench.methods.api.context import MethodContext, autocast_for
+from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import EpochPlan, StreamBatch
 from nlbench.methods.toolkit.neighbours import NeighbourIndex
 from nlbench.methods.toolkit.networks import build_network
@@ -168,6 +168,10 @@ def _device_network(
     return net
 
 
+def _unbound_feature_pass(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("the engine binds the feature pass once the context exists")
+
+
 @torch.no_grad()
 def _feature_pass(
     views: _Views,
@@ -237,16 +241,16 @@ class Engine:
                 self.switches,
                 options.compile_mode,
             ),
-            features=functools.partial(
-                _feature_pass,
-                self.views,
-                functools.partial(autocast_for, device, amp_dtype),
-                options.eval_batch_size,
-            ),
+            features=_unbound_feature_pass,
             neighbour_index=functools.partial(
                 NeighbourIndex.build, backend=options.neighbour_backend
             ),
             amp_dtype=amp_dtype,
+        )
+        # The feature pass reads the context's precision when it runs, so the pass and the training
+        # steps always share one setting.
+        self.ctx.features = functools.partial(
+            _feature_pass, self.views, self.ctx.autocast, options.eval_batch_size
         )
 
     @torch.no_grad()
