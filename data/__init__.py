@@ -1,1 +1,1 @@
-"""Datasets and label-noise models shared by every method. Imports nothing else of nlbench."""
+"""Datasets and label-noise models shared by every method. Imports nothing of nlbench but its errors."""

@@ -250,7 +250,7 @@ def _npz(
     """Your own arrays: an .npz with x_train, y_train, x_test, y_test [, train_index, classes].
 
     `family` names the label space so that class maps and CIFAR-N apply to a subset (family
-    "cifar10" for shared/data/cifar10_subset); the dataset is named after the file's stem so two
+    "cifar10" for a subset of CIFAR-10, e.g. one written by scripts/cifar_to_npz.py); the dataset is named after the file's stem so two
     files never share a leaderboard row. mean/std come from the training images.
     """
     file = _npz_file(root, path)

@@ -451,7 +451,7 @@ def _cifarn(
     if file is None:
         raise DataError(
             "cifarn needs option file= the CIFAR-N label file "
-            "(e.g. shared/data/cifar-n/cifar10n_labels.npz)"
+            "(e.g. cifar10n_labels.npz)"
         )
     path = Path(file).expanduser()
     if not path.is_file():

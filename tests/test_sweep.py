@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import torch
+
+import nlbench
 from nlbench.cli import main
 from nlbench.config import expand, load_suite
+from nlbench.methods.ce import CrossEntropy
 from nlbench.runner import run_sweep
 from nlbench.store import Store
 
@@ -32,6 +36,11 @@ def test_clean_synthetic_ce_reaches_high_accuracy(write_suite, tmp_path):
     assert record.final.last_acc > 90.0
     assert record.noise.realised_rate == 0.0
     assert len(record.epochs) == 8 and record.epochs[0].seconds["train"] > 0
+    # The record names the code that ran, whether its tree was dirty, and every hyperparameter.
+    assert record.schema_version == 2 and record.env.nlbench_version == nlbench.__version__
+    assert isinstance(record.env.dirty, bool) and record.env.nlbench_commit
+    assert record.env.threads == torch.get_num_threads()
+    assert set(record.spec.method["hparams"]) == set(CrossEntropy.HParams.model_fields)
 
 
 def test_half_done_sweep_runs_only_the_rest(write_suite, tmp_path):
