@@ -34,6 +34,8 @@ FASHION_CLASSES = (
     "Ankle boot",
 )
 AUGMENTS = ("crop_flip", "none")
+FAMILY_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_mnist": 10, "digits": 10}
+"""Label spaces an `npz` file can declare with `family`: its labels must lie inside them."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class DatasetInfo:
     doc: str
     loader: Callable[..., Dataset]
     options: tuple[str, ...]
+    files: tuple[str, ...] = ()
 
 
 DATASETS: dict[str, DatasetInfo] = {}
@@ -74,10 +77,14 @@ def is_non_negative_number(value: Any) -> bool:
     return is_number and bool(np.isfinite(value)) and value >= 0
 
 
-def _register(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
+def _register(
+    name: str, files: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
+    """Register a loader; `files` names its options that are data files (identified by content)."""
+
     def wrap(loader: Callable[..., Dataset]) -> Callable[..., Dataset]:
         doc = (loader.__doc__ or "").strip().splitlines()[0]
-        DATASETS[name] = DatasetInfo(name, doc, loader, keyword_options(loader))
+        DATASETS[name] = DatasetInfo(name, doc, loader, keyword_options(loader), files)
         return loader
 
     return wrap
@@ -243,7 +250,7 @@ def _npz_file(root: str | None, path: str | None) -> Path:
     return file
 
 
-@_register("npz")
+@_register("npz", files=("path",))
 def _npz(
     root: str | None, *, path: str | None = None, family: str = "npz", augment: str = "none"
 ) -> Dataset:
@@ -280,16 +287,20 @@ def _npz(
         )
     if train_index is not None:
         train_index = _npz_labels(train_index, "train_index", file, len(x_train))
-    num_classes = int(max(y_train.max(initial=-1), y_test.max(initial=-1))) + 1
-    if names is None:
-        classes = tuple(str(c) for c in range(num_classes))
-    else:
-        classes = tuple(str(c) for c in np.asarray(names).ravel())
-        if len(classes) < num_classes:
-            raise DataError(
-                f"npz file {file} names {len(classes)} classes but its labels reach "
-                f"{num_classes - 1}"
-            )
+    top = int(max(y_train.max(initial=-1), y_test.max(initial=-1)))
+    declared = None if names is None else tuple(str(c) for c in np.asarray(names).ravel())
+    size = FAMILY_CLASSES.get(family, len(declared) if declared is not None else top + 1)
+    if declared is not None and len(declared) != size:
+        raise DataError(
+            f"npz file {file} names {len(declared)} classes but family '{family}' has {size}"
+        )
+    if top >= size:
+        where = f"family '{family}'" if family in FAMILY_CLASSES else "its 'classes' array"
+        raise DataError(
+            f"npz file {file} has label {top}, but {where} has {size} classes (0..{size - 1}); "
+            "fix the labels or the family option"
+        )
+    classes = declared or tuple(str(c) for c in range(size))
     mean, std = channel_stats(x_train)
     return Dataset(
         name=file.stem,

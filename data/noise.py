@@ -59,17 +59,23 @@ class NoiseModel:
     generate: Callable[..., np.ndarray]
     options: tuple[str, ...]
     takes_ratio: bool = True
+    files: tuple[str, ...] = ()
 
 
 NOISE_MODELS: dict[str, NoiseModel] = {}
 
 
 def _register(
-    name: str, takes_ratio: bool = True
+    name: str, takes_ratio: bool = True, files: tuple[str, ...] = ()
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
+    """Register a generator; `files` names its options that are label files (identified by
+    content)."""
+
     def wrap(generate: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         doc = (generate.__doc__ or "").strip().splitlines()[0]
-        NOISE_MODELS[name] = NoiseModel(name, doc, generate, keyword_options(generate), takes_ratio)
+        NOISE_MODELS[name] = NoiseModel(
+            name, doc, generate, keyword_options(generate), takes_ratio, files
+        )
         return generate
 
     return wrap
@@ -399,6 +405,21 @@ CIFARN_KEYS = {
 }
 
 
+def _integer_labels(array: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """A 1-D array of whole-number labels as int64; fractional or non-numeric labels are refused
+    (casting would truncate 3.7 to 3 and silently change the noise)."""
+    array = np.asarray(array)
+    whole = np.issubdtype(array.dtype, np.integer) or (
+        np.issubdtype(array.dtype, np.floating) and bool(np.all(np.mod(array, 1) == 0))
+    )
+    if array.ndim != 1 or not whole:
+        raise DataError(
+            f"CIFAR-N '{name}' in {path} has dtype {array.dtype} and shape {array.shape}; "
+            "expected a 1-D array of whole-number class labels"
+        )
+    return array.astype(np.int64)
+
+
 def _read_label_file(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a CIFAR-N file: .npz without pickle, or the original .pt when asked for."""
     if path.suffix == ".npz":
@@ -422,7 +443,7 @@ def _read_label_file(path: Path) -> dict[str, np.ndarray]:
     raise DataError(f"CIFAR-N file {path} must be .npz (preferred) or .pt")
 
 
-@_register("cifarn", takes_ratio=False)
+@_register("cifarn", takes_ratio=False, files=("file",))
 def _cifarn(
     dataset: Dataset,
     ratio: None,
@@ -450,8 +471,7 @@ def _cifarn(
         )
     if file is None:
         raise DataError(
-            "cifarn needs option file= the CIFAR-N label file "
-            "(e.g. cifar10n_labels.npz)"
+            "cifarn needs option file= the CIFAR-N label file (e.g. cifar10n_labels.npz)"
         )
     path = Path(file).expanduser()
     if not path.is_file():
@@ -460,15 +480,25 @@ def _cifarn(
     for needed in ("clean_label", array_name):
         if needed not in arrays:
             raise DataError(f"CIFAR-N file {path} has no '{needed}'; is it the {family}N file?")
-    clean_all = np.asarray(arrays["clean_label"], dtype=np.int64)
-    noisy_all = np.asarray(arrays[array_name], dtype=np.int64)
+    clean_all = _integer_labels(arrays["clean_label"], "clean_label", path)
+    noisy_all = _integer_labels(arrays[array_name], array_name, path)
+    if len(noisy_all) != len(clean_all):
+        raise DataError(
+            f"CIFAR-N '{array_name}' in {path} has {len(noisy_all)} labels but 'clean_label' has "
+            f"{len(clean_all)}; the file is truncated or not a CIFAR-N label file"
+        )
     rows = (
         dataset.train_index if dataset.train_index is not None else np.arange(len(dataset.y_train))
     )
     if len(rows) and (rows.min() < 0 or rows.max() >= len(clean_all)):
+        needs = (
+            f"train_index reaches {int(rows.max())}"
+            if dataset.train_index is not None
+            else f"has {len(rows)} training images"
+        )
         raise DataError(
-            f"dataset '{dataset.name}' train_index reaches {int(rows.max())} but "
-            f"CIFAR-N file {path} has {len(clean_all)} labels"
+            f"dataset '{dataset.name}' {needs} but CIFAR-N file {path} has only "
+            f"{len(clean_all)} labels; use the file of this dataset's full training set"
         )
     wrong = int((clean_all[rows] != dataset.y_train).sum())
     if wrong:

@@ -150,4 +150,5 @@ SSR_COMMAND = MethodCommand(
     "--noise_ratio 0.9 --dataset cifar100 --dataset_path PATH) plus nlbench's "
     "--set/--device/--dry-run/--no-progress.",
     to_suite=parse_ssr_command,
+    hints={"--set dataset.root=PATH": "--dataset_path PATH"},
 )

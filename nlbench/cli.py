@@ -7,6 +7,7 @@ stderr and a non-zero exit; tracebacks are kept for bugs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -70,9 +71,16 @@ def cmd_method_command(args: argparse.Namespace) -> int:
     """A method's own command line (e.g. SSR's official flags), run as a one-run suite."""
     from nlbench.config import suite_from_dict
 
-    raw = args.method_command.to_suite(args.official)
-    where = f"{args.method_command.name} command line"
-    return _run_suite(suite_from_dict(raw, where, _overrides(args)), args)
+    command = args.method_command
+    try:
+        raw = command.to_suite(args.official)
+        where = f"{command.name} command line"
+        return _run_suite(suite_from_dict(raw, where, _overrides(args)), args)
+    except NlbenchError as exc:
+        message = str(exc)
+        for ours, theirs in command.hints.items():
+            message = message.replace(ours, theirs)
+        raise type(exc)(message) from None
 
 
 def _run_suite(suite, args: argparse.Namespace) -> int:
@@ -90,8 +98,14 @@ def _run_suite(suite, args: argparse.Namespace) -> int:
             print(f"{spec.run_id}  {mark}  {spec.describe()}")
         print(f"{len(specs)} runs ({sum(s.run_id in done for s in specs)} done) -> {results}")
         return 0
+    reports = Path(suite.reports_dir) / suite.name
     summary = run_sweep(
-        suite, specs, Store(results), retry_failed=args.retry_failed, device_name=args.device
+        suite,
+        specs,
+        Store(results),
+        retry_failed=args.retry_failed,
+        device_name=args.device,
+        reports=reports,
     )
     print(
         f"{suite.name}: {summary.total} runs, {summary.ran} trained, {summary.skipped} already "
@@ -100,7 +114,7 @@ def _run_suite(suite, args: argparse.Namespace) -> int:
     for line in summary.failed:
         print(f"failed: {line}")
     if summary.ran + summary.skipped:
-        paths, _ = _report(results, Path(suite.reports_dir) / suite.name)
+        paths, _ = _report(results, reports)
         _print_paths(paths)
     for path, problem, moved in summary.problems:
         print(
@@ -161,29 +175,31 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
+    """Every argument is checked before the first timed epoch: a typo must not cost the timing."""
     from nlbench.config import load_suite
-    from nlbench.perf import run_perf
+    from nlbench.errors import ConfigError
+    from nlbench.perf import concurrency, output_stem, run_perf
 
-    overrides = list(args.set or []) + ["engine.progress=false"]
-    suite = load_suite(suite_path(args.suite), overrides)
-    table = run_perf(suite, args.epochs, args.compare, args.device, Path(args.out))
-    print(table.to_string(index=False))
-    print(f"written: {Path(args.out) / f'perf_{suite.name}.md'}")
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs}: time at least 1 epoch (2+ to skip warm-up)")
+    counts: list[int] = []
     if args.concurrency:
-        from nlbench.errors import ConfigError
-        from nlbench.perf import concurrency
-
         try:
             counts = [int(c) for c in args.concurrency.split(",")]
         except ValueError:
             counts = []
         if not counts or min(counts) < 1:
             raise ConfigError(f"--concurrency '{args.concurrency}': give run counts such as 1,2,4")
-        print(
-            concurrency(suite, counts, args.epochs, args.device, Path(args.out)).to_string(
-                index=False
-            )
-        )
+    overrides = list(args.set or []) + ["engine.progress=false"]
+    suite = load_suite(suite_path(args.suite), overrides)
+    out = Path(args.out)
+    stem = output_stem(out, suite.name)
+    table = run_perf(suite, args.epochs, args.compare, args.device, out, stem)
+    print(table.to_string(index=False))
+    print(f"written: {out / f'{stem}.md'}")
+    if counts:
+        shared = concurrency(suite, counts, args.epochs, args.device, out, stem)
+        print(shared.to_string(index=False))
     return 0
 
 
@@ -232,7 +248,9 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
     perf = sub.add_parser("perf", help="time real epochs of each method of a suite")
     perf.add_argument("suite")
-    perf.add_argument("--epochs", type=int, default=2, help="epochs per method (first is warm-up)")
+    perf.add_argument(
+        "--epochs", type=int, default=2, help="epochs per method (the first is warm-up when 2+)"
+    )
     perf.add_argument("--compare", action="store_true", help="also time the plain fp32 path")
     perf.add_argument("--set", action="append", metavar="KEY=VALUE")
     perf.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -275,3 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except BrokenPipeError:
+        # The reader left (`--dry-run | head`): what it wanted was printed. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

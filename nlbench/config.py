@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from nlbench.data.datasets import DATASETS
+from nlbench.data.files import content_id
 from nlbench.data.noise import NOISE_MODELS
 from nlbench.engine import EngineOptions
 from nlbench.errors import ConfigError, did_you_mean
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class _Strict(BaseModel):
@@ -27,11 +40,14 @@ class DatasetEntry(_Strict):
     """One dataset: a registered loader name, a local root where it needs one, loader options.
 
     `hparams` are per-method overrides for runs on this dataset, e.g. `{coteaching: {decay_start:
-    100}}` for CIFAR-100, so one suite can hold a paper's whole grid.
+    100}}` for CIFAR-100, so one suite can hold a paper's whole grid. `label` names the dataset in
+    reports (default: the loader's name, or an `npz` file's stem); like `root`, it is not part of
+    the run id.
     """
 
     name: str
     root: str | None = None
+    label: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
     options: dict[str, Any] = Field(default_factory=dict)
     hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -111,7 +127,7 @@ class Suite(_Strict):
     datasets: list[DatasetEntry]
     noise: list[NoiseEntry]
     methods: list[MethodEntry]
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[Annotated[StrictInt, Field(ge=0)]] = Field(default_factory=lambda: [0])
     common: dict[str, Any] = Field(default_factory=dict)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     executor: ExecutorEntry = Field(default_factory=ExecutorEntry)
@@ -126,6 +142,32 @@ class Suite(_Strict):
         if isinstance(value, list):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _folder_safe_name(cls, name: str) -> str:
+        """The name is a folder under results/ and reports/: no separators, no `..`."""
+        if not SAFE_NAME.fullmatch(name):
+            raise ValueError(
+                f"'{name}' cannot name a results folder: use letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit"
+            )
+        return name
+
+    @field_validator("datasets", "noise", "methods", "seeds")
+    @classmethod
+    def _not_empty(cls, entries: list[Any], info: ValidationInfo) -> list[Any]:
+        if not entries:
+            raise ValueError(f"a suite needs at least one entry in {info.field_name}")
+        return entries
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seed {repeated[0]} is listed twice; each seed is one run")
+        return seeds
 
 
 class RunSpec(BaseModel):
@@ -149,19 +191,67 @@ class RunSpec(BaseModel):
         and the two never share a leaderboard cell; defaults leave it out of the hash.
         """
         body = self.model_dump(exclude_none=True)
-        body["dataset"] = {k: v for k, v in body["dataset"].items() if k != "root"}
+        body["dataset"] = dataset_identity(self.dataset)
+        body["noise"] = {**body["noise"], "options": _by_content(NOISE_MODELS, self.noise)}
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def describe(self) -> str:
         ratio, options = self.noise["ratio"], self.noise["options"]
+        files = _file_options(NOISE_MODELS, self.noise["model"])
         shown = (
             f"{ratio:g}"
             if ratio is not None
-            else ",".join(f"{k}={v}" for k, v in options.items() if k != "file")
+            else ",".join(f"{k}={v}" for k, v in options.items() if k not in files)
         )
         noise = f"{self.noise['model']} {shown}".strip()
-        return f"{self.method['name']} | {self.dataset['name']} | {noise} | seed {self.seed}"
+        return f"{self.method['name']} | {dataset_label(self.dataset)} | {noise} | seed {self.seed}"
+
+
+def _file_options(registry: dict[str, Any], name: str) -> tuple[str, ...]:
+    entry = registry.get(name)
+    return entry.files if entry is not None else ()
+
+
+def _by_content(registry: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry's options with each data or label file replaced by its content id, so a moved
+    file keeps its runs and a changed one gets new runs (a missing file keeps its path)."""
+    options = dict(entry.get("options") or {})
+    for key in _file_options(registry, entry.get("name") or entry.get("model")):
+        if isinstance(options.get(key), str):
+            options[key] = content_id(options[key]) or options[key]
+    return options
+
+
+def dataset_identity(dataset: dict[str, Any]) -> dict[str, Any]:
+    """What makes a dataset entry's data: its loader and options, files by content; not where the
+    data lives (`root`) or what reports call it (`label`)."""
+    kept = {k: v for k, v in dataset.items() if k not in ("root", "label") and v is not None}
+    return {**kept, "options": _by_content(DATASETS, dataset)}
+
+
+def dataset_label(dataset: dict[str, Any]) -> str:
+    """How reports and progress lines name a dataset: its `label`, else a data file's stem, else
+    the loader's name."""
+    if dataset.get("label"):
+        return dataset["label"]
+    for key in _file_options(DATASETS, dataset["name"]):
+        value = (dataset.get("options") or {}).get(key)
+        if isinstance(value, str):
+            return Path(value).stem
+    return dataset["name"]
+
+
+def label_options(dataset: dict[str, Any]) -> dict[str, Any]:
+    """A dataset's options other than its data files (the label names those)."""
+    files = _file_options(DATASETS, dataset["name"])
+    return {k: v for k, v in (dataset.get("options") or {}).items() if k not in files}
+
+
+def noise_label_options(noise: dict[str, Any]) -> dict[str, Any]:
+    """A noise entry's options other than its label files (a path says nothing in a table)."""
+    files = _file_options(NOISE_MODELS, noise["model"])
+    return {k: v for k, v in (noise.get("options") or {}).items() if k not in files}
 
 
 def _loc(parts: tuple[Any, ...]) -> str:
@@ -205,21 +295,34 @@ def explain(error: ValidationError, model: type[BaseModel], where: str) -> Confi
     return ConfigError(f"{where}: {path}: {message}")
 
 
-def _set_path(tree: Any, path: list[str], value: Any) -> None:
-    """Apply one `--set a.b.c=v`; list items are addressed by index, by name, or all at once."""
+def _set_path(tree: Any, path: list[str], value: Any, parent: str = "") -> None:
+    """Apply one `--set a.b.c=v`. Entries of `datasets`, `noise` and `methods` are addressed by
+    index, by name (a noise entry by its model), or all at once by naming a field instead."""
     key, rest = path[0], path[1:]
     if isinstance(tree, list):
         if key.isdigit():
             targets = [tree[int(key)]] if int(key) < len(tree) else []
+            if not targets:
+                raise ConfigError(
+                    f"--set: {parent} has {len(tree)} entries, so there is no {parent}.{key}"
+                )
         else:
-            named = [t for t in tree if isinstance(t, dict) and t.get("name") == key]
-            targets, rest = (named, rest) if named else (tree, path)
-        if not targets:
-            raise ConfigError(f"--set: nothing at '{key}' in a list of {len(tree)} entries")
+            names = [t.get("name", t.get("model")) for t in tree if isinstance(t, dict)]
+            targets = [
+                t for t in tree if isinstance(t, dict) and key in (t.get("name"), t.get("model"))
+            ]
+            if not targets:
+                fields = _ENTRY_MODELS[parent].model_fields if parent in _ENTRY_MODELS else {}
+                if key not in fields:
+                    raise ConfigError(
+                        f"--set: no entry named '{key}' in {parent}{did_you_mean(key, names)}; "
+                        f"its entries: {', '.join(map(str, names)) or 'none'}"
+                    )
+                targets, rest = tree, path
         for t in targets:
             if not rest:
                 raise ConfigError(f"--set: give a key below '{key}'")
-            _set_path(t, rest, value)
+            _set_path(t, rest, value, key)
         return
     if not isinstance(tree, dict):
         raise ConfigError(f"--set: '{key}' is below a value, not a section")
@@ -229,11 +332,16 @@ def _set_path(tree: Any, path: list[str], value: Any) -> None:
             child = tree[key] = {}
         if isinstance(child, list):
             child[:] = [{"name": c} if isinstance(c, str) else c for c in child]
-        _set_path(child, rest, value)
+        _set_path(child, rest, value, key)
     else:
         tree[key] = value
 
 
+_ENTRY_MODELS: dict[str, type[BaseModel]] = {
+    "datasets": DatasetEntry,
+    "noise": NoiseEntry,
+    "methods": MethodEntry,
+}
 _ALIASES = {"dataset": "datasets", "method": "methods"}
 
 
@@ -324,9 +432,16 @@ def _check_references(suite: Suite) -> None:
 
 
 def expand(suite: Suite) -> list[RunSpec]:
-    """datasets x noise x ratios x methods x seeds, with each method's hparams fully resolved."""
+    """datasets x noise x ratios x methods x seeds, with each method's hparams fully resolved.
+
+    Two method entries that resolve to the same recipe would be one run listed twice, and two
+    datasets under one label would share leaderboard rows: both are refused with one line.
+    """
     _check_references(suite)
+    _check_labels(suite)
+    engine = numeric_engine_options(suite.engine)
     specs = []
+    seen: dict[str, int] = {}
     for ds in suite.datasets:
         for nz in suite.noise:
             for index, method in enumerate(suite.methods):
@@ -334,19 +449,56 @@ def expand(suite: Suite) -> list[RunSpec]:
                 hparams = _resolve(suite, index, layers)
                 for ratio in nz.ratios:
                     for seed in suite.seeds:
-                        specs.append(
-                            RunSpec(
-                                suite=suite.name,
-                                dataset=ds.model_dump(exclude={"hparams"}),
-                                noise={
-                                    "model": nz.model,
-                                    "ratio": ratio,
-                                    "seed": seed if nz.seed is None else nz.seed,
-                                    "options": nz.options,
-                                },
-                                method={"name": method.name, "hparams": hparams},
-                                seed=seed,
-                                engine=None if suite.engine.amp else {"amp": False},
-                            )
+                        spec = RunSpec(
+                            suite=suite.name,
+                            dataset=ds.model_dump(exclude={"hparams"}, exclude_none=True),
+                            noise={
+                                "model": nz.model,
+                                "ratio": ratio,
+                                "seed": seed if nz.seed is None else nz.seed,
+                                "options": nz.options,
+                            },
+                            method={"name": method.name, "hparams": hparams},
+                            seed=seed,
+                            engine=engine,
                         )
+                        first = seen.setdefault(spec.run_id, index)
+                        if first != index:
+                            raise ConfigError(
+                                f"methods[{index}] ({method.name}) resolves to the same recipe as "
+                                f"methods[{first}]: the same runs twice; remove one, or give it "
+                                "other hparams"
+                            )
+                        specs.append(spec)
     return specs
+
+
+def numeric_engine_options(options: EngineOptions) -> dict[str, Any] | None:
+    """The engine options that change a run's numbers, where they differ from the defaults.
+
+    `amp: false` (fp32 where the default is bf16 autocast on CUDA) and `cpu_threads` (the order of
+    a CPU's floating-point reductions) enter the run id, so runs that would compute different
+    numbers never share an id or a leaderboard cell; defaults leave the id as it was.
+    """
+    default = EngineOptions()
+    changed = {
+        key: getattr(options, key)
+        for key in ("amp", "cpu_threads")
+        if getattr(options, key) != getattr(default, key)
+    }
+    return changed or None
+
+
+def _check_labels(suite: Suite) -> None:
+    """Two different datasets must not share a report label (their runs would share rows)."""
+    owners: dict[str, tuple[int, str]] = {}
+    for i, ds in enumerate(suite.datasets):
+        entry = ds.model_dump(exclude={"hparams"}, exclude_none=True)
+        identity = json.dumps(dataset_identity(entry), sort_keys=True)
+        label = dataset_label(entry)
+        first, known = owners.setdefault(label, (i, identity))
+        if known != identity:
+            raise ConfigError(
+                f"datasets[{i}] and datasets[{first}] are different data but both report as "
+                f"'{label}'; give one a `label:`"
+            )

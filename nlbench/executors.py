@@ -49,14 +49,6 @@ class SerialExecutor:
                 yield Outcome(job)
 
 
-def available_cpus() -> int:
-    """CPUs this process may use (Slurm and taskset restrict them), not the machine's total."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def device_slots(device: torch.device, entry: ExecutorEntry) -> list[str]:
     """One device per worker: on CUDA `runs_per_device` slots per GPU, dealt round-robin so a
     smaller pool still spreads over every GPU; on the CPU `workers` (default 2) slots."""
@@ -82,16 +74,15 @@ def _exit_on_term(signum: int, frame: Any) -> None:
     sys.exit(1)  # unwinds, so a half-written record's temporary file is removed
 
 
-def _worker(slot: str, threads: int, parent: int, fn: JobFn, conn: Connection) -> None:
+def _worker(slot: str, parent: int, fn: JobFn, conn: Connection) -> None:
     """Run the jobs the sweep process sends over `conn` on one device slot, until a `None`.
 
-    Ctrl-C is the sweep process's to handle (it stops the workers). Torch gets a fair share of the
-    CPU threads, because with every worker on all cores a small machine runs 10-50x slower.
+    Ctrl-C is the sweep process's to handle (it stops the workers). Each run sets torch's CPU
+    threads itself (`engine.cpu_threads`, `runner.run_job`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_term)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    torch.set_num_threads(threads)
     if slot.startswith("cuda"):
         torch.cuda.set_device(torch.device(slot))
     for index, job in iter(conn.recv, None):
@@ -123,14 +114,12 @@ class LocalExecutor:
     worker takes its slot. Stopping the sweep (Ctrl-C) stops the workers.
     """
 
-    def __init__(self, slots: list[str], threads: int) -> None:
-        self.slots, self.threads = slots, threads
+    def __init__(self, slots: list[str]) -> None:
+        self.slots = slots
 
     def _spawn(self, ctx: Any, slot: str, fn: JobFn) -> _Worker:
         conn, child = ctx.Pipe()
-        process = ctx.Process(
-            target=_worker, daemon=True, args=(slot, self.threads, os.getpid(), fn, child)
-        )
+        process = ctx.Process(target=_worker, daemon=True, args=(slot, os.getpid(), fn, child))
         process.start()
         child.close()
         return _Worker(slot, process, conn)
@@ -205,6 +194,5 @@ def make_executor(entry: ExecutorEntry, device: str, folder: Path, job_name: str
         return SlurmExecutor(entry, Path(entry.log_dir) if entry.log_dir else folder, job_name)
     resolved = resolve_device(device)
     if entry.kind == "local":
-        slots = device_slots(resolved, entry)
-        return LocalExecutor(slots, max(1, available_cpus() // len(slots)))
+        return LocalExecutor(device_slots(resolved, entry))
     return SerialExecutor(resolved)

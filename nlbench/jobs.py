@@ -19,14 +19,13 @@ class RunJob(NamedTuple):
     """One run as plain data, so it pickles to a spawned worker or a Slurm job: `fn(*job)`.
 
     `device` is the suite's device name ("auto", "cpu", "cuda"); the executor replaces it with the
-    slot a run gets where it executes. `threads` caps torch's CPU threads in that process.
+    slot a run gets where it executes.
     """
 
     spec: dict[str, Any]
     options: dict[str, Any]
     results_dir: str
     device: str
-    threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,24 @@ def _concurrent_run(spec: dict, options: dict, epochs: int, device: str, threads
     return fit.images_seen
 
 
+def output_stem(out_dir: Path, suite: str) -> str:
+    """`perf_<suite>-<date>-<time>`, numbered if taken: a new measurement never overwrites an
+    old one, so tables from two machines or two commits can be compared."""
+    stem = f"perf_{suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = stem, 1
+    while any(out_dir.glob(f"{candidate}.*")) or any(out_dir.glob(f"concurrency_{candidate}.*")):
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
+
+
 def concurrency(
-    suite: Suite, counts: list[int], epochs: int, device_name: str | None, out_dir: Path
+    suite: Suite,
+    counts: list[int],
+    epochs: int,
+    device_name: str | None,
+    out_dir: Path,
+    stem: str,
 ) -> pd.DataFrame:
     """Total training throughput of 1, 2, 4... copies of the suite's first run sharing one device.
 
@@ -135,14 +151,14 @@ def concurrency(
         print(f"{count} concurrent run(s): {rows[-1]['total_images_per_s']} images/s in total")
     table = pd.DataFrame(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / f"concurrency_{suite.name}.csv", table.to_csv(index=False))
+    write_atomic(out_dir / f"concurrency_{stem}.csv", table.to_csv(index=False))
     return table
 
 
 def run_perf(
-    suite: Suite, epochs: int, compare: bool, device_name: str | None, out_dir: Path
+    suite: Suite, epochs: int, compare: bool, device_name: str | None, out_dir: Path, stem: str
 ) -> pd.DataFrame:
-    """Time every method of the suite; write `perf_<suite>.md/.csv` under out_dir."""
+    """Time every method of the suite; write `<stem>.md/.csv` under out_dir."""
     device = resolve_device(device_name or suite.device)
     data = DataCache()
     specs = _first_per_method(expand(suite))
@@ -160,13 +176,18 @@ def run_perf(
         fast = table[table.path == "fast"].set_index("method")["epoch_s"]
         table["speedup_vs_plain"] = table["method"].map((plain / fast).round(2))
         table.loc[table.path == "plain", "speedup_vs_plain"] = 1.0
+    summary = (
+        "median epoch after the first (warm-up)"
+        if epochs > 1
+        else "one epoch, warm-up included (use --epochs 2+ for steady state)"
+    )
     header = (
         f"perf of suite '{suite.name}' on {device.type}"
         f" ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-        f"{epochs} epochs, median epoch after the first\n\n"
+        f"{epochs} epochs, {summary}\n\n"
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     text = table.to_string(index=False)
-    write_atomic(out_dir / f"perf_{suite.name}.md", f"{header}```\n{text}\n```\n")
-    write_atomic(out_dir / f"perf_{suite.name}.csv", table.to_csv(index=False))
+    write_atomic(out_dir / f"{stem}.md", f"{header}```\n{text}\n```\n")
+    write_atomic(out_dir / f"{stem}.csv", table.to_csv(index=False))
     return table

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from nlbench import plots
+from nlbench.config import dataset_label, label_options, noise_label_options
 from nlbench.records import Record
 
 METRICS = (
@@ -110,17 +111,18 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
         spec = rec.spec.model_dump(exclude_none=True)
         final = rec.final.model_dump() if rec.final else {}
         noise = spec["noise"]
+        noise_options = noise_label_options(noise)
         ratio = noise.get("ratio")
         numeric = ratio is not None
-        dataset = spec["dataset"]["name"] + _options(spec["dataset"].get("options"))
-        noise_label = noise["model"] + (_options(noise.get("options")) if numeric else "")
+        dataset = dataset_label(spec["dataset"]) + _options(label_options(spec["dataset"]))
+        noise_label = noise["model"] + (_options(noise_options) if numeric else "")
         noise_label += _options({k: v for k, v in spec.items() if k not in KNOWN_SPEC_FIELDS})
         rows.append(
             {
                 "run_id": rec.run_id,
                 "group": f"{dataset} · {noise_label}",
                 "slug": _slug(f"{dataset}_{noise_label}"),
-                "column": _ratio_label(ratio, noise.get("options")),
+                "column": _ratio_label(ratio, noise_options),
                 "ratio": float(ratio) if numeric else math.nan,
                 "method": spec["method"]["name"],
                 "hparams": json.dumps(spec["method"]["hparams"], sort_keys=True),
@@ -337,8 +339,8 @@ def _failed_table(failures: list[Record]) -> str:
             [
                 rec.run_id,
                 spec.method["name"],
-                spec.dataset["name"],
-                spec.noise["model"] + _options(spec.noise.get("options")),
+                dataset_label(spec.dataset),
+                spec.noise["model"] + _options(noise_label_options(spec.noise)),
                 "–" if ratio is None else f"{ratio:g}",
                 str(spec.seed),
                 failure.reason if failure else "unknown",

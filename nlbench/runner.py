@@ -29,7 +29,7 @@ from nlbench.executors import SerialExecutor, make_executor
 from nlbench.jobs import Executor, Outcome, RunJob
 from nlbench.methods.api import get as get_method
 from nlbench.records import EpochLog, Failure, FinalMetrics, NoiseInfo, Record, environment
-from nlbench.store import Store, read_record
+from nlbench.store import Store, check_writable, read_record
 
 
 @dataclass
@@ -166,16 +166,17 @@ def run_job(
     options: dict[str, Any],
     results_dir: str,
     device: str,
-    threads: int | None = None,
 ) -> dict[str, Any]:
     """One run as an executor ships it: top-level and plain data, so it pickles to a spawned
     worker or a Slurm job. Each process keeps its own data cache across the runs it gets.
 
-    A run whose ok record already exists is not trained again: a Slurm job requeued just as it
-    finished, or a sweep started twice, must not redo finished work.
+    Every executor runs it with the engine's `cpu_threads`, so the same run id gives the same
+    numbers in this process, a worker or a Slurm job. A run whose ok record already exists is not
+    trained again: a Slurm job requeued just as it finished, or a sweep started twice, must not
+    redo finished work.
     """
-    if threads:
-        torch.set_num_threads(threads)
+    engine_options = EngineOptions.model_validate(options)
+    torch.set_num_threads(engine_options.cpu_threads)
     run = RunSpec.model_validate(spec)
     store = Store(Path(results_dir))
     try:
@@ -228,9 +229,11 @@ def run_sweep(
     store: Store,
     retry_failed: bool = False,
     device_name: str | None = None,
+    reports: Path | None = None,
 ) -> SweepSummary:
     """Run what is not stored yet on the suite's executor. Nothing on disk changes before the
-    executor is set up and every pending run's data and noise are ready."""
+    executor is set up and every pending run's data and noise are ready; nothing trains unless
+    the results folder (and `reports`, when given) can be written."""
     summary = SweepSummary(total=len(specs))
     todo, problems = pending_runs(specs, store, retry_failed, summary)
     device = device_name or suite.device
@@ -252,6 +255,10 @@ def run_sweep(
             if key not in checked:
                 check_method(spec, _DATA)
                 checked.add(key)
+        if todo:
+            check_writable(store.root, "results", "results_dir")
+            if reports is not None:
+                check_writable(reports, "reports", "reports_dir")
         if not isinstance(executor, SerialExecutor):
             _DATA.clear()  # workers load their own copy; a login node need not hold one too
         for path, problem in problems:

@@ -168,7 +168,6 @@ class SlurmExecutor:
         return executor
 
     def _submit(self, fn: JobFn, jobs: list[RunJob]) -> list[str]:
-        jobs = [job._replace(threads=self.entry.cpus_per_run) for job in jobs]
         try:
             submitted = self._submitit().map_array(RequeueOnPreemption(fn), *zip(*jobs))
         except submitit.core.utils.FailedJobError as exc:

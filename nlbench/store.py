@@ -35,6 +35,22 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def check_writable(folder: Path, what: str, option: str) -> None:
+    """Create `folder` and write and delete a probe file in it, or stop with one line: a sweep must
+    learn that it cannot save results before it trains, not after."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"{what} folder {folder} is not writable ({reason}); nothing was trained: choose "
+            f"another with --set {option}=PATH"
+        ) from None
+
+
 def read_record(path: Path) -> Record:
     """Parse and check one record file; ValueError says what is wrong with it."""
     try:

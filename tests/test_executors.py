@@ -38,33 +38,44 @@ def _epochs(store: Store) -> dict[str, list]:
     return {r.run_id: [(e.test_acc, e.losses) for e in r.epochs] for r in store.load()[0]}
 
 
-def test_local_with_two_workers_matches_serial(write_suite, tmp_path, monkeypatch):
+def test_the_same_run_id_gives_the_same_numbers_under_serial_and_local(write_suite, tmp_path):
+    """Each run sets its own thread count from the spec, whatever the process had: a serial sweep
+    in a process on 2 threads and 2 workers give bit-identical epochs."""
     suite = load_suite(write_suite(SUITE))
     specs = expand(suite)
     serial, local = Store(tmp_path / "serial"), Store(tmp_path / "local")
-    # Bitwise equality holds at equal thread counts: 1 here, and each of 2 workers on 2 cores.
-    monkeypatch.setattr("nlbench.executors.available_cpus", lambda: 2)
-    run_sweep(suite, specs, serial, device_name="cpu")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        run_sweep(suite, specs, serial, device_name="cpu")
+    finally:
+        torch.set_num_threads(before)
     suite = load_suite(write_suite(SUITE), ["executor.kind=local", "executor.workers=2"])
     summary = run_sweep(suite, specs, local, device_name="cpu")
     assert (summary.ran, summary.failed) == (3, [])
     assert _epochs(local) == _epochs(serial) and len(_epochs(serial)) == 3
+    assert {r.env.threads for store in (serial, local) for r in store.load()[0]} == {1}
 
 
-def _probe(spec: dict, options: dict, results_dir: str, device: str, threads: int | None) -> None:
+def test_cpu_threads_is_part_of_the_run_id(write_suite):
+    plain = {s.run_id for s in expand(load_suite(write_suite(SUITE)))}
+    two = {s.run_id for s in expand(load_suite(write_suite(SUITE), ["engine.cpu_threads=2"]))}
+    again = {s.run_id for s in expand(load_suite(write_suite(SUITE), ["engine.cpu_threads=1"]))}
+    assert plain == again and not plain & two
+
+
+def _probe(spec: dict, options: dict, results_dir: str, device: str) -> None:
     """A job that reports where it ran (imported by the spawned workers from this module); job 2
     kills its worker, as the out-of-memory killer would."""
     if spec["n"] == 2:
         os._exit(9)
     out = Path(results_dir) / f"{spec['n']}.json"
-    out.write_text(
-        json.dumps({"device": device, "threads": torch.get_num_threads(), "pid": os.getpid()})
-    )
+    out.write_text(json.dumps({"device": device, "pid": os.getpid()}))
 
 
-def test_local_workers_take_a_slot_and_a_share_of_the_threads_and_survive_a_death(tmp_path):
+def test_local_workers_take_a_slot_and_survive_a_death(tmp_path):
     jobs = [RunJob({"n": n}, {}, str(tmp_path), "auto") for n in range(5)]
-    outcomes = list(LocalExecutor(["cpu", "cpu"], threads=1).run(_probe, jobs))
+    outcomes = list(LocalExecutor(["cpu", "cpu"]).run(_probe, jobs))
     assert sorted(o.job.spec["n"] for o in outcomes) == [0, 1, 2, 3, 4]
     assert {o.job.spec["n"]: o.error is None for o in outcomes} == {
         0: True,
@@ -75,7 +86,7 @@ def test_local_workers_take_a_slot_and_a_share_of_the_threads_and_survive_a_deat
     }  # the others went on
     assert "worker process died" in next(o.error for o in outcomes if o.job.spec["n"] == 2)
     seen = [json.loads((tmp_path / f"{n}.json").read_text()) for n in (0, 1, 3, 4)]
-    assert {s["device"] for s in seen} == {"cpu"} and {s["threads"] for s in seen} == {1}
+    assert {s["device"] for s in seen} == {"cpu"}
     assert os.getpid() not in {s["pid"] for s in seen}
 
 

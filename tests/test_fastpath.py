@@ -104,15 +104,17 @@ methods:
         )
         == 0
     )
-    table = (out / "perf_perfsmoke.csv").read_text().splitlines()
+    (csv,) = out.glob("perf_perfsmoke-*.csv")
+    table = csv.read_text().splitlines()
     assert table[0].startswith("method,path,epoch_s,train_s,selection_s,eval_s,images_per_s")
     rows = [line.split(",")[:2] for line in table[1:]]
     assert sorted(rows) == sorted(
         [[m, p] for m in ("ce", "ssr", "coteaching") for p in ("plain", "fast")]
     )
     assert "speedup_vs_plain" in table[0]
-    assert "perf of suite 'perfsmoke' on cpu" in (out / "perf_perfsmoke.md").read_text()
-    shared = (out / "concurrency_perfsmoke.csv").read_text().splitlines()
+    assert "perf of suite 'perfsmoke' on cpu" in csv.with_suffix(".md").read_text()
+    (shared_csv,) = out.glob("concurrency_perf_perfsmoke-*.csv")
+    shared = shared_csv.read_text().splitlines()
     assert [line.split(",")[1] for line in shared[1:]] == ["1", "2"]
     assert all(float(line.split(",")[3]) > 0 for line in shared[1:])
 

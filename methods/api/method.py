@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -71,6 +71,9 @@ class MethodCommand:
     help: str
     description: str
     to_suite: Callable[[list[str]], dict[str, Any]]
+    hints: dict[str, str] = field(default_factory=dict)
+    """How this command spells nlbench's own advice, e.g. `--set dataset.root=PATH` ->
+    `--dataset_path PATH`, so an error line names the flag the user actually typed."""
 
 
 class Method(ABC):

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from nlbench.data.dataset import Dataset
@@ -51,6 +51,9 @@ class EngineOptions(BaseModel):
     eval_batch_size: int = 1024
     checkpoint_every: int = 0
     progress: bool = True
+    cpu_threads: int = Field(1, ge=1)
+    """torch's CPU threads for each run, whatever executor runs it: the thread count changes the
+    order of floating-point sums on the CPU, so it is part of the run (and of its id when not 1)."""
 
 
 class RunFailed(Exception):
