@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -58,25 +59,20 @@ def acc_vs_noise(
     if numeric.empty:
         return None
     stats = numeric.groupby(["row", "ratio"])["last_acc"].agg(["mean", "std"]).reset_index()
-    fig = Figure(figsize=(6.5, 4.5))
+    fig = _figure(1, 1.45)
     ax = fig.add_subplot()
     for row, line in stats.groupby("row"):
         spread = line["std"].fillna(0.0)
-        ax.plot(line["ratio"], line["mean"], marker="o", color=colours[row], label=row)
-        ax.fill_between(
-            line["ratio"],
-            line["mean"] - spread,
-            line["mean"] + spread,
-            color=colours[row],
-            alpha=0.2,
-            linewidth=0,
-        )
+        # Error bars show the spread at every ratio, a lone one included; the band joins them.
+        ax.errorbar(line["ratio"], line["mean"], yerr=spread, marker="o", capsize=4,
+                    color=colours[row], label=row)  # fmt: skip
+        ax.fill_between(line["ratio"], line["mean"] - spread, line["mean"] + spread,
+                        color=colours[row], alpha=0.15, linewidth=0)  # fmt: skip
     ax.set_xlabel("nominal noise ratio")
     ax.set_ylabel("last-epoch test accuracy (%)")
-    ax.set_title(f"{title}: accuracy vs noise (mean ± std over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(title="method")
-    fig.tight_layout()
+    ax.legend(title="method", fontsize="small")
+    _title(fig, f"{title}: accuracy vs noise (mean ± std over seeds)")
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -98,8 +94,7 @@ def curves(epochs: pd.DataFrame, colours: dict[str, str], title: str, path: Path
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
     _legend(axes)
-    fig.suptitle(f"{title}: test accuracy per epoch (mean over seeds)")
-    fig.tight_layout()
+    _title(fig, f"{title}: test accuracy per epoch (mean over seeds)")
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -133,8 +128,7 @@ def diagnostics(
         ax.grid(alpha=0.3)
         ax.label_outer()
     _legend(list(grid.flat))
-    fig.suptitle(f"{title}: method diagnostics per epoch (mean over seeds)")
-    fig.tight_layout()
+    _title(fig, f"{title}: method diagnostics per epoch (mean over seeds)")
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -150,9 +144,16 @@ def _plot_lines(ax, mean: pd.Series, colours: dict[str, str]) -> None:
         ax.plot(line.index.get_level_values("epoch"), line.values, color=colours[row], label=row)
 
 
-def _figure(rows: int, columns: int) -> Figure:
-    """A figure sized so each subplot stays readable however many noise columns a group has."""
-    return Figure(figsize=(4.5 * columns, 3.4 * rows + 0.6))
+def _figure(rows: int, columns: float) -> Figure:
+    """A figure sized so each subplot stays readable however many noise columns a group has, laid
+    out by matplotlib's constrained layout so titles, labels and legends never overlap or clip."""
+    return Figure(figsize=(4.5 * columns, 3.4 * rows + 0.8), layout="constrained")
+
+
+def _title(fig: Figure, text: str) -> None:
+    """The figure's title, wrapped to the figure's width (a one-column figure is narrow)."""
+    width = fig.get_figwidth()
+    fig.suptitle(textwrap.fill(text, max(30, int(width * 10))), fontsize="large")
 
 
 def _legend(axes: list) -> None:

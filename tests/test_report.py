@@ -297,3 +297,49 @@ def test_fifty_records_take_seconds_not_minutes(tmp_path):
     start = time.perf_counter()
     build(records, tmp_path)
     assert time.perf_counter() - start < 10.0
+
+
+def _captured_figures(monkeypatch) -> list:
+    """Every figure the report saves, kept for inspection after it is written."""
+    from matplotlib.figure import Figure
+
+    figures = []
+    save = Figure.savefig
+    monkeypatch.setattr(
+        Figure, "savefig", lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
+    )
+    return figures
+
+
+def test_titles_fit_their_figures_and_do_not_overlap(tmp_path, monkeypatch):
+    """One-column figures used to clip their title; the diagnostics title overlapped panel titles."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figures = _captured_figures(monkeypatch)
+    diag = {"selection_precision": 0.9, "selection_recall": 0.7, "fraction_selected": 0.5}
+    records = [record("ssr", 0.8, s, 60.0 + s, diagnostics=diag) for s in (0, 1)]
+    build(records, tmp_path)
+    assert len(figures) == 3
+    for fig in figures:
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        box = fig.bbox
+        title = fig._suptitle.get_window_extent(renderer)
+        assert box.x0 <= title.x0 and title.x1 <= box.x1 and title.y1 <= box.y1, fig._suptitle
+        for ax in fig.axes:
+            panel = ax.title.get_window_extent(renderer)
+            if ax.title.get_text():
+                assert not panel.overlaps(title), (ax.title.get_text(), fig._suptitle.get_text())
+
+
+def test_a_single_ratio_shows_its_spread_as_error_bars(tmp_path, monkeypatch):
+    from matplotlib.container import ErrorbarContainer
+
+    figures = _captured_figures(monkeypatch)
+    build([record("ce", 0.5, s, 60.0 + 4 * s) for s in (0, 1, 2)], tmp_path)
+    (acc,) = [f for f in figures if "accuracy vs noise" in f._suptitle.get_text()]
+    (bars,) = [c for c in acc.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    (segments,) = bars.lines[2]
+    low, high = segments.get_segments()[0][:, 1]
+    assert high - low == pytest.approx(2 * 4.0, rel=1e-6)  # mean ± sample std (4.0)
