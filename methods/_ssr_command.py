@@ -28,7 +28,6 @@ _IGNORED = {
 _UNSUPPORTED = {
     "noisy_dataset": "open-set noise is not supported by nlbench: drop --noisy_dataset",
     "noisy_dataset_path": "open-set noise is not supported by nlbench: drop --noisy_dataset_path",
-    "entity": "nlbench logs no wandb runs: drop --entity (records go to the result store)",
 }
 
 _FLAGS: dict[str, tuple[type, object]] = {
@@ -50,6 +49,7 @@ _FLAGS: dict[str, tuple[type, object]] = {
     "seed": (int, 3047),
     "gpuid": (str, "0"),
     "run_path": (str, None),
+    "entity": (str, None),
     **{flag: (str, None) for flag in _UNSUPPORTED},
 }
 """Every flag of main_cifar.py (main_cifar.py l.14-40) with its type and official default."""
@@ -140,6 +140,8 @@ def parse_ssr_command(argv: list[str]) -> dict[str, Any]:
             }
         ],
         "seeds": [args.seed],
+        # The official script logs to W&B under --entity; here that switches on W&B tracking.
+        **({"tracking": {"wandb": True, "wandb_entity": args.entity}} if args.entity else {}),
     }
 
 

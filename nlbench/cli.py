@@ -49,6 +49,10 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         overrides.append(f"executor.kind={args.executor}")
     if args.no_progress:
         overrides.append("engine.progress=false")
+    if args.tensorboard:
+        overrides.append("tracking.tensorboard=true")
+    if args.wandb:
+        overrides.append("tracking.wandb=true")
     return overrides
 
 
@@ -206,6 +210,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
 def cmd_default(args: argparse.Namespace) -> int:
     args.suite, args.set, args.dry_run, args.device = "quick", [], False, None
     args.executor, args.retry_failed, args.no_progress = None, False, False
+    args.tensorboard = args.wandb = False
     return cmd_run(args)
 
 
@@ -221,6 +226,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=["serial", "local", "slurm"])
     p.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--tensorboard", action="store_true", help="also log epochs to TensorBoard")
+    p.add_argument("--wandb", action="store_true", help="also log epochs to W&B (offline default)")
 
 
 def parser() -> argparse.ArgumentParser:

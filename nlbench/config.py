@@ -28,6 +28,7 @@ from nlbench.data.files import content_id
 from nlbench.data.noise import NOISE_MODELS
 from nlbench.engine import EngineOptions
 from nlbench.errors import ConfigError, did_you_mean
+from nlbench.tracking import TrackingOptions
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -132,6 +133,7 @@ class Suite(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     executor: ExecutorEntry = Field(default_factory=ExecutorEntry)
     engine: EngineOptions = Field(default_factory=EngineOptions)
+    tracking: TrackingOptions = Field(default_factory=TrackingOptions)
     results_dir: str = "results"
     reports_dir: str = "reports"
 

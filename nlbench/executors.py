@@ -30,7 +30,9 @@ import torch
 from nlbench.config import ExecutorEntry
 from nlbench.devices import resolve_device
 from nlbench.errors import ConfigError
-from nlbench.jobs import Executor, JobFn, Outcome, RunJob, describe_error
+from nlbench.jobs import Executor, JobFn, Outcome, RunJob, Tick, describe_error
+
+TICK_S = 1.0
 
 
 class SerialExecutor:
@@ -39,7 +41,8 @@ class SerialExecutor:
     def __init__(self, device: torch.device) -> None:
         self.device = device
 
-    def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
+    def run(self, fn: JobFn, jobs: Sequence[RunJob], tick: Tick | None = None) -> Iterator[Outcome]:
+        """`tick` is unused: the run in this process draws its own epoch bar."""
         for job in jobs:
             try:
                 fn(*job._replace(device=str(self.device)))
@@ -151,7 +154,7 @@ class LocalExecutor:
             f"{worker.process.exitcode}: killed, or out of memory?)",
         )
 
-    def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
+    def run(self, fn: JobFn, jobs: Sequence[RunJob], tick: Tick | None = None) -> Iterator[Outcome]:
         if not jobs:
             return
         ctx = multiprocessing.get_context("spawn")
@@ -162,7 +165,9 @@ class LocalExecutor:
                 workers.append(self._spawn(ctx, slot, fn))
                 self._hand_out(workers[-1], jobs, todo)
             while busy := [w for w in workers if w.index is not None]:
-                wait([handle for w in busy for handle in (w.conn, w.process.sentinel)])
+                wait([handle for w in busy for handle in (w.conn, w.process.sentinel)], TICK_S)
+                if tick is not None:
+                    tick()
                 for worker in busy:
                     outcome = self._collect(worker, jobs)
                     if outcome is None:

@@ -26,6 +26,7 @@ class RunJob(NamedTuple):
     options: dict[str, Any]
     results_dir: str
     device: str
+    tracking: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,16 @@ class Outcome:
     error: str | None = None
 
 
+Tick = Callable[[], None]
+"""Called every second or so while jobs run elsewhere, so the sweep can show their progress."""
+
+
 class Executor(Protocol):
     """Runs `fn(*job)` for every job, yielding each job's outcome as soon as it ends."""
 
-    def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]: ...
+    def run(
+        self, fn: JobFn, jobs: Sequence[RunJob], tick: Tick | None = None
+    ) -> Iterator[Outcome]: ...
 
 
 def describe_error(exc: BaseException) -> str:

@@ -30,6 +30,7 @@ from nlbench.jobs import Executor, Outcome, RunJob
 from nlbench.methods.api import get as get_method
 from nlbench.records import EpochLog, Failure, FinalMetrics, NoiseInfo, Record, environment
 from nlbench.store import Store, check_writable, read_record
+from nlbench.tracking import RunTracker, TrackingOptions, last_epoch, log_path
 
 
 @dataclass
@@ -131,12 +132,16 @@ def run_one(
     device: torch.device,
     options: EngineOptions,
     position: int = 0,
+    tracking: TrackingOptions | None = None,
 ) -> Record:
-    """Train one run and write its record (ok or failed); returns the record."""
+    """Train one run, logging each epoch as it ends, and write its record (ok or failed)."""
     noisy = data.noisy(spec)
     engine = engine_for(spec, data, device, options)
     checkpoint = store.checkpoint_path(spec.run_id) if options.checkpoint_every else None
+    tracker = RunTracker(store.root, spec.run_id, spec.describe(), spec.suite,
+                         spec.model_dump(), tracking or TrackingOptions())  # fmt: skip
     start = time.perf_counter()
+    record = None
     try:
         fit = engine.fit(
             get_method(spec.method["name"]),
@@ -144,10 +149,13 @@ def run_one(
             describe=spec.describe(),
             checkpoint=checkpoint,
             position=position,
+            on_epoch=tracker,
         )
         record = make_record(spec, noisy, device, time.perf_counter() - start, fit=fit)
     except RunFailed as failure:
         record = make_record(spec, noisy, device, time.perf_counter() - start, failure=failure)
+    finally:
+        tracker.close(record.status if record else "stopped")
     store.write(record)
     # An earlier attempt killed while saving left temporaries (Store.write's, Engine._save's).
     for stale in store.root.glob(f".{spec.run_id}.json.*.tmp"):
@@ -166,6 +174,7 @@ def run_job(
     options: dict[str, Any],
     results_dir: str,
     device: str,
+    tracking: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One run as an executor ships it: top-level and plain data, so it pickles to a spawned
     worker or a Slurm job. Each process keeps its own data cache across the runs it gets.
@@ -184,14 +193,8 @@ def run_job(
     except (ValueError, OSError):
         record = None
     if record is None or not record.ok:
-        record = run_one(
-            run,
-            _DATA,
-            store,
-            resolve_device(device),
-            EngineOptions.model_validate(options),
-            position=1,
-        )
+        record = run_one(run, _DATA, store, resolve_device(device), engine_options, position=1,
+                         tracking=TrackingOptions.model_validate(tracking or {}))  # fmt: skip
     return {"run_id": run.run_id, "status": record.status}
 
 
@@ -256,6 +259,7 @@ def run_sweep(
                 check_method(spec, _DATA)
                 checked.add(key)
         if todo:
+            suite.tracking.check_installed()
             check_writable(store.root, "results", "results_dir")
             if reports is not None:
                 check_writable(reports, "reports", "reports_dir")
@@ -283,8 +287,10 @@ def _execute(
     quiet = {} if isinstance(executor, SerialExecutor) else {"progress": False}
     options = suite.engine.model_dump() | quiet
     root = str(store.root.resolve())
-    jobs = [RunJob(spec.model_dump(), options, root, device) for spec in todo]
+    tracking = suite.tracking.model_dump()
+    jobs = [RunJob(spec.model_dump(), options, root, device, tracking) for spec in todo]
     describe = {spec.run_id: spec.describe() for spec in todo}
+    running = set(describe)
     bar = tqdm(
         total=len(todo),
         desc=f"sweep {suite.name}",
@@ -293,8 +299,11 @@ def _execute(
         dynamic_ncols=True,
     )
     try:
-        for outcome in executor.run(run_job, jobs):
+        for outcome in executor.run(
+            run_job, jobs, lambda: _show_running(bar, store, running, describe)
+        ):
             run_id = RunSpec.model_validate(outcome.job.spec).run_id
+            running.discard(run_id)
             bar.update(1)
             if outcome.error is None:
                 try:
@@ -319,3 +328,15 @@ def _execute(
                 summary.failed.append(f"{describe[run_id]}: {record.failure.reason}")
     finally:
         bar.close()
+
+
+def _show_running(bar: tqdm, store: Store, running: set[str], describe: dict[str, str]) -> None:
+    """Put the epoch each running run has reached (read from its log) on the sweep's bar."""
+    shown = []
+    for run_id in sorted(running):
+        reached = last_epoch(log_path(store.root, run_id))
+        if reached is not None:
+            shown.append(f"{describe[run_id]}: epoch {reached}")
+    if shown:
+        more = f" (+{len(shown) - 3})" if len(shown) > 3 else ""
+        bar.set_postfix_str("; ".join(shown[:3]) + more)

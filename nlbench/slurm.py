@@ -33,7 +33,7 @@ import submitit
 
 from nlbench.config import ExecutorEntry, RunSpec
 from nlbench.errors import ConfigError
-from nlbench.jobs import JobFn, Outcome, RunJob
+from nlbench.jobs import JobFn, Outcome, RunJob, Tick
 from nlbench.store import Store, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +176,7 @@ class SlurmExecutor:
             raise ConfigError(f"Slurm refused the job array: {reason}") from None
         return [job.job_id for job in submitted]
 
-    def run(self, fn: JobFn, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
+    def run(self, fn: JobFn, jobs: Sequence[RunJob], tick: Tick | None = None) -> Iterator[Outcome]:
         if not jobs:
             return
         ledger, states = self._ledger(), _queue_states_or_stop()
@@ -196,14 +196,16 @@ class SlurmExecutor:
                 pending.job_id = ledger[run_id] = job_id
                 waiting.append(pending)
             write_atomic(self.ledger_path, json.dumps(ledger, indent=1, sort_keys=True))
-        yield from self._watch(waiting)
+        yield from self._watch(waiting, tick)
 
-    def _watch(self, waiting: list[_Pending]) -> Iterator[Outcome]:
+    def _watch(self, waiting: list[_Pending], tick: Tick | None = None) -> Iterator[Outcome]:
         """Look for new records every second (a stat each), and ask the queue (one squeue call)
         less and less often, up to every `max_poll_s`, to spare the controller."""
         delay, next_ask = 1.0, time.monotonic() + 1.0
         while waiting:
             time.sleep(1.0)
+            if tick is not None:
+                tick()
             for pending in [p for p in waiting if p.written()]:
                 waiting.remove(pending)
                 yield Outcome(pending.job)

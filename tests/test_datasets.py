@@ -370,3 +370,23 @@ def test_npz_file_is_an_option_not_a_root(tmp_path):
     """The file is the data: as an option it enters the run id, as a root it would not."""
     with pytest.raises(DataError, match="options.path"):
         load_dataset("npz", root=str(tmp_path / "x.npz"))
+
+
+def test_cifar_to_npz_writes_a_stratified_subset_the_npz_loader_reads(fake_cifar, tmp_path):
+    import runpy
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "cifar_to_npz.py"
+    out = tmp_path / "subset.npz"
+    argv = ["cifar_to_npz.py", "--dataset", "cifar10", "--root", str(fake_cifar), "--out",
+            str(out), "--train", "20", "--test", "10"]  # fmt: skip
+    old, sys.argv = sys.argv, argv
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = old
+    full = load_dataset("cifar10", str(fake_cifar))
+    data = load_dataset("npz", path=str(out), family="cifar10")
+    assert len(data.y_train) == 20 and np.bincount(data.y_train).tolist() == [2] * 10
+    assert np.array_equal(data.x_train, full.x_train[data.train_index])
+    assert np.array_equal(data.y_train, full.y_train[data.train_index])

@@ -64,7 +64,7 @@ def test_cpu_threads_is_part_of_the_run_id(write_suite):
     assert plain == again and not plain & two
 
 
-def _probe(spec: dict, options: dict, results_dir: str, device: str) -> None:
+def _probe(spec: dict, options: dict, results_dir: str, device: str, *rest: object) -> None:
     """A job that reports where it ran (imported by the spawned workers from this module); job 2
     kills its worker, as the out-of-memory killer would."""
     if spec["n"] == 2:

@@ -388,3 +388,26 @@ def test_real_cifar10n_on_the_shared_subset() -> None:
         for key in ("aggre", "worst")
     }
     assert rates == pytest.approx({"aggre": 0.0910, "worst": 0.4105}, abs=5e-4)
+
+
+def test_cifarn_to_npz_converts_the_official_pickle(cifarn_file, tmp_path) -> None:
+    import runpy
+    import sys
+
+    import torch
+
+    _, arrays = cifarn_file
+    source, target = tmp_path / "CIFAR-10_human.pt", tmp_path / "converted.npz"
+    torch.save({k: v for k, v in arrays.items()}, source)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "cifarn_to_npz.py"
+    old, sys.argv = sys.argv, ["cifarn_to_npz.py", str(source), str(target)]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = old
+    assert done.value.code == 0
+    with np.load(target, allow_pickle=False) as converted:
+        assert {k: converted[k].tolist() for k in converted.files} == {
+            k: v.tolist() for k, v in arrays.items()
+        }

@@ -360,7 +360,10 @@ class Engine:
         describe: str = "",
         checkpoint: Path | None = None,
         position: int = 0,
+        on_epoch: Callable[[dict[str, Any], int], None] | None = None,
     ) -> FitResult:
+        """Train `method_cls` for its epochs; `on_epoch(entry, epochs)` sees each finished epoch
+        (the runner logs it), and a checkpoint, when given, is resumed from and kept up to date."""
         hp = method_cls.HParams.model_validate(hparams)
         try:
             method = method_cls(self.ctx, hp)
@@ -421,6 +424,8 @@ class Engine:
                 )
                 bar.update(1)
                 bar.set_postfix(acc=f"{acc:.1f}")
+                if on_epoch is not None:
+                    on_epoch(epochs[-1], hp.epochs)
                 every = self.options.checkpoint_every
                 if (
                     checkpoint is not None
