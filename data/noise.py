@@ -45,6 +45,26 @@ class NoisyLabels:
     nominal_ratio: float | None
     model: str
 
+    @property
+    def majority_flipped(self) -> list[int]:
+        """Clean classes whose most frequent noisy label is a wrong one (see `majority_flips`)."""
+        return majority_flips(self.transition_counts)
+
+
+def majority_flips(counts: np.ndarray | list[list[int]]) -> list[int]:
+    """The clean classes c for which some wrong label j != c is given to more samples of c than
+    the true label: max_{j != c} T[c, j] > T[c, c], with T the transition counts (row = clean).
+
+    From such a class's labels alone the wrong class looks right, so no method can be expected to
+    recover it: pairflip, asym and asym_superclass reach this above r = 0.5, sym_flip above
+    (C - 1)/C, sym never. Measured on the drawn labels, so it holds for every model, real noise
+    included.
+    """
+    counts = np.asarray(counts)
+    off = counts.astype(np.int64).copy()
+    np.fill_diagonal(off, -1)
+    return [int(c) for c in np.flatnonzero(off.max(axis=1) > np.diag(counts))]
+
 
 @dataclass(frozen=True)
 class NoiseModel:
@@ -382,7 +402,7 @@ def instance_dependent(
 def _instance(
     dataset: Dataset, ratio: float, rng: np.random.Generator, *, norm_std: float = 0.1
 ) -> np.ndarray:
-    """Instance-dependent noise, mean flip rate ≈ r (Xia et al. 2020 PTD, as CORES reuses it).
+    """Instance-dependent noise, mean flip rate ≈ r (Xia et al. 2020, PTD's generator).
 
     PTD convention with one projection per true class; `norm_std` is PTD's spread of the
     per-image flip rate. At r = 0 the truncation still leaves a mean rate of about 0.08.

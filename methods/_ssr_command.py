@@ -140,6 +140,7 @@ def parse_ssr_command(argv: list[str]) -> dict[str, Any]:
             }
         ],
         "seeds": [args.seed],
+        "engine": {"amp": False},  # fp32, as main_cifar.py runs
         # The official script logs to W&B under --entity; here that switches on W&B tracking.
         **({"tracking": {"wandb": True, "wandb_entity": args.entity}} if args.entity else {}),
     }

@@ -88,6 +88,10 @@ class SmallLossHParams(MethodHParams):
     forget_rate: float | None = Field(None, ge=0, lt=1)
     num_gradual: int = Field(10, ge=0)
     exponent: float = Field(1.0, gt=0)
+    num_iter_per_epoch: int | None = Field(400, ge=0)
+    """The official loop's `if i > num_iter_per_epoch: break`: an epoch stops after
+    num_iter_per_epoch + 1 batches (401: nothing on CIFAR's 390, but MNIST's 468 become 401).
+    None trains every batch of the pass."""
 
 
 class SmallLossTwoNetworks(Method):
@@ -129,7 +133,8 @@ class SmallLossTwoNetworks(Method):
         return official_coteaching_schedule(optimizer, self.hp.epochs, self.hp.decay_start)
 
     def begin_epoch(self, epoch: int) -> EpochPlan:
-        """Set R(T) for this epoch and plan one shuffled pass over all samples (drop_last)."""
+        """Set R(T) for this epoch and plan one shuffled pass over all samples (drop_last),
+        cut at the official iteration cap."""
         self.epoch = epoch
         self.forget_rate = forget_rate_at(epoch, self.tau, self.hp.num_gradual, self.hp.exponent)
         self.trained_net1.zero_()
@@ -139,7 +144,10 @@ class SmallLossTwoNetworks(Method):
             views=(self.hp.view,),
             batch_size=self.hp.batch_size,
         )
-        return EpochPlan(streams={"all": stream})
+        steps = max(1, self.ctx.num_train // self.hp.batch_size)
+        if self.hp.num_iter_per_epoch is not None:
+            steps = min(steps, self.hp.num_iter_per_epoch + 1)
+        return EpochPlan(streams={"all": stream}, steps=steps)
 
     def predict(self, images: Tensor) -> Tensor:
         """Network 1's logits: the official code logs both nets and the paper does not say which

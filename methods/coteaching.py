@@ -31,8 +31,9 @@ class Coteaching(SmallLossTwoNetworks):
     Quirks of the official code, each decided:
     Q1 loss scale: the code divides the selected samples' mean CE by num_remember once more; we
        use the plain mean (Adam is nearly scale-invariant, so only eps sees the difference).
-    Q2 dropout: the code's functional dropout2d is a no-op under its PyTorch 0.3 and always on
-       under current PyTorch; `cnn9` uses an `nn.Dropout2d` module, active in training only.
+    Q2 dropout: the code's functional dropout2d is a no-op under its PyTorch 0.3 (training=False
+       by default), so the published numbers were trained without dropout; `cnn9` has none by
+       default (`network_options: {dropout: 0.25}` turns the paper's Table 3 dropout on).
     Q3 schedule: our epoch e is the official epoch e + 1 (methods/_two_networks.py), so the forget
        rate (tau/9 in the first trained epoch), lr and beta1 are the official values exactly; the
        exponent quirk (c on the linspace end point) is kept, and agrees with the paper for c = 1.
@@ -44,9 +45,9 @@ class Coteaching(SmallLossTwoNetworks):
        both networks see the same batch; ties break by batch order (stable sort).
     Inputs are normalised with the dataset mean/std by the engine, where the official code feeds
     [0, 1] pixels; the first conv and BN absorb a per-channel affine map, so this is cosmetic.
-    Epoch length: one full pass of the shuffled training set (drop_last). The official loop also
-    stops after 401 iterations (`num_iter_per_epoch` 400, `if i > 400: break`), which changes
-    nothing on CIFAR (390 batches) but cuts MNIST's 468 batches to 401; we do not cut.
+    Epoch length: one pass of the shuffled training set (drop_last), stopped after 401 batches as
+    the official loop stops (`num_iter_per_epoch` 400, `if i > 400: break`): nothing changes on
+    CIFAR (390 batches), MNIST's 468 become 401. `num_iter_per_epoch: null` trains every batch.
 
     Scored network: net 1. Diagnostics: the samples net 1 trained on (net 2's picks).
     """

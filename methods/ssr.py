@@ -121,6 +121,12 @@ class SSR(Method):
       but detaches z1 before use, so gradients are identical; its train-mode BN statistics update
       is kept. The official also computes p1 = h(z1) and never uses it: its only effect is on the
       prediction head's BN running statistics, which nothing reads, so it is skipped.
+    * Neighbour search. As the official code, the queries are the once-normalised features
+      (main_cifar.py l.132) and the bank is normalised again (utils/funcs.py l.62). With the torch
+      backend the neighbour lists equal the official ones bit for bit (tested on near-tied
+      features); faiss (the CPU default) rounds its inner products differently and may order
+      near-tied neighbours differently: `engine.neighbour_backend: torch` gives the official
+      arithmetic.
     * Vote ties. Votes are integer counts / k, so equal counts tie exactly; the official float sum
       of k weights 1/k can differ in the last bit between classes with equal counts.
     * k > N is a ConfigError at construction (the official `topk` fails mid-epoch).
@@ -189,7 +195,12 @@ class SSR(Method):
         features, logits = self.ctx.features(self._features_and_logits, view="weak")
         self.train_mode(True)
         self.labels = relabel(logits.softmax(dim=1), self.ctx.noisy_labels, self.hp.theta_r)
-        _, neighbours = self.ctx.neighbour_index(F.normalize(features, dim=1)).search(k=self.hp.k)
+        # main_cifar.py l.132 normalises the bank once; weighted_knn (utils/funcs.py l.62)
+        # normalises the bank again but not the queries: the index does the former, and the
+        # queries go in as they are.
+        unit = F.normalize(features, dim=1)
+        index = self.ctx.neighbour_index(unit)
+        _, neighbours = index.search(unit, k=self.hp.k, normalise_queries=False)
         self.selected = select(
             neighbours.to(self.labels.device), self.labels, self.ctx.num_classes, self.hp.theta_s
         )

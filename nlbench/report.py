@@ -19,6 +19,7 @@ import pandas as pd
 
 from nlbench import plots
 from nlbench.config import dataset_label, label_options, noise_label_options
+from nlbench.data.noise import majority_flips
 from nlbench.records import Record
 
 METRICS = (
@@ -128,6 +129,8 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
                 "hparams": json.dumps(spec["method"]["hparams"], sort_keys=True),
                 "seed": spec.get("seed"),
                 "realised_rate": rec.noise.realised_rate,
+                "majority_flips": len(majority_flips(rec.noise.transition_counts)),
+                "classes": len(rec.noise.transition_counts),
                 "scored_network": rec.scored_network,
                 **{metric: final.get(metric) for metric, _ in METRICS},
             }
@@ -318,6 +321,12 @@ def _group_notes(frame: pd.DataFrame) -> str:
         f"{c}→{realised[c]:.3f}" if pd.notna(realised[c]) else f"{c}→?" for c in columns
     )
     notes = [f"- realised noise (nominal→realised): {noise}"]
+    flipped = frame[frame["majority_flips"] > 0].groupby("column")["majority_flips"].max()
+    for column in [c for c in columns if c in flipped.index]:
+        notes.append(
+            f"- ⚠ majority flip at {column}: in {int(flipped[column])} of {int(frame['classes'].max())} "
+            "classes a wrong label outnumbers the true one; no method can be expected to recover them"
+        )
     for method, rs in frame.groupby("method")["recipe"].unique().items():
         if len(rs) > 1:
             notes.append(

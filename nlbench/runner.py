@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from nlbench.config import RunSpec, Suite
+from nlbench.config import RunSpec, Suite, dataset_label
 from nlbench.data.dataset import Dataset
 from nlbench.data.datasets import load_dataset
 from nlbench.data.noise import NoisyLabels, apply_noise
@@ -249,8 +249,9 @@ def run_sweep(
     _DATA.clear()
     try:
         checked: set[str] = set()
+        warned: set[str] = set()
         for spec in todo:
-            _DATA.noisy(spec)
+            _warn_majority_flips(spec, _DATA.noisy(spec), warned)
             key = json.dumps(
                 [spec.dataset, spec.noise["model"], spec.noise["ratio"], spec.method],
                 sort_keys=True,
@@ -272,6 +273,21 @@ def run_sweep(
     finally:
         _DATA.clear()
     return summary
+
+
+def _warn_majority_flips(spec: RunSpec, noisy: NoisyLabels, warned: set[str]) -> None:
+    """One warning line per (dataset, noise, ratio) whose drawn labels give some class a wrong
+    majority, before anything trains (the leaderboard repeats it as a footnote)."""
+    flipped = noisy.majority_flipped
+    where = f"{dataset_label(spec.dataset)} | {spec.describe().split(' | ')[2]}"
+    if flipped and where not in warned:
+        warned.add(where)
+        print(
+            f"warning: {where}: in {len(flipped)} of {len(noisy.transition_counts)} classes a "
+            "wrong label outnumbers the true one (majority flip); no method can be expected to "
+            "recover those classes",
+            file=sys.stderr,
+        )
 
 
 def _execute(

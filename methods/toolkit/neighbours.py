@@ -90,13 +90,21 @@ class NeighbourIndex(ABC):
         return TorchIndex(features)
 
     def search(
-        self, queries: Tensor | None = None, *, k: int, exclude_self: bool = False
+        self,
+        queries: Tensor | None = None,
+        *,
+        k: int,
+        exclude_self: bool = False,
+        normalise_queries: bool = True,
     ) -> tuple[Tensor, Tensor]:
         """The k most similar indexed rows for each query: (similarities, indices), each (Q, k).
 
         `queries=None` queries the indexed set itself, self included (similarity 1, so first). With
         `exclude_self` (only for `queries=None`) row i's own index is dropped from its list; if
         exact duplicates crowd it out of the top k+1, the (k+1)-th neighbour is dropped instead.
+        `normalise_queries=False` takes queries the caller has normalised as they are: a unit
+        vector normalised again can differ in its last bits, enough to reorder near-tied
+        neighbours, and a method may need the official code's exact arithmetic (SSR does).
         """
         if exclude_self and queries is not None:
             raise ValueError("exclude_self needs queries=None: only the indexed set has own rows")
@@ -108,7 +116,7 @@ class NeighbourIndex(ABC):
         if queries is not None:
             if queries.ndim != 2 or queries.shape[1] != self.dim:
                 raise ValueError(f"queries must be (Q, {self.dim}), got {tuple(queries.shape)}")
-            queries = _normalise(queries)
+            queries = _normalise(queries) if normalise_queries else queries.detach().float()
         sims, idx = self._search(queries, k + int(exclude_self))
         if exclude_self:
             sims, idx = _drop_self(sims, idx)
