@@ -47,6 +47,8 @@ RUN_COLUMNS = [
     "hparams",
     "seed",
     "realised_rate",
+    "majority_flips",
+    "classes",
     "scored_network",
     *(metric for metric, _ in METRICS),
 ]

@@ -21,6 +21,7 @@ from nlbench.data.noise import (
     NoisyLabels,
     apply_noise,
     block5_targets,
+    majority_flips,
     resample_uniform,
 )
 from nlbench.errors import DataError
@@ -411,3 +412,33 @@ def test_cifarn_to_npz_converts_the_official_pickle(cifarn_file, tmp_path) -> No
         assert {k: converted[k].tolist() for k in converted.files} == {
             k: v.tolist() for k, v in arrays.items()
         }
+
+
+def test_majority_flips_are_measured_on_the_transition_counts() -> None:
+    counts = np.array([[6, 4, 0], [2, 3, 5], [0, 0, 9]])
+    assert majority_flips(counts) == [1]  # class 1: label 2 (5) outnumbers the truth (3)
+    assert majority_flips(np.eye(3, dtype=int) * 5) == []
+    data = make_dataset("cifar10", n=2000)
+    assert apply_noise("pairflip", data, 0.3, 0).majority_flipped == []
+    assert len(apply_noise("pairflip", data, 0.6, 0).majority_flipped) == 10
+    assert apply_noise("sym", data, 0.9, 0).majority_flipped == []  # the truth keeps 1 - 0.9 * 0.9
+
+
+def test_a_majority_flip_warns_before_training_and_footnotes_the_table(
+    write_suite, tmp_path, capsys
+):
+    from nlbench.cli import main
+
+    suite = write_suite("""
+name: flip
+datasets: [{name: synthetic, options: {n_train: 400, n_test: 40, num_classes: 4, size: 8}}]
+noise: [{model: pairflip, ratios: [0.2, 0.6]}]
+methods: [{name: ce, hparams: {network: mlp, epochs: 1}}]
+engine: {progress: false}
+device: cpu
+""")
+    assert main(["run", str(suite)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(err) == 1 and "synthetic | pairflip 0.6: in 4 of 4 classes" in err[0], err
+    board = (tmp_path / "reports" / "flip" / "leaderboard.md").read_text()
+    assert "⚠ majority flip at 0.6: in 4 of 4 classes" in board and "flip at 0.2" not in board
