@@ -9,7 +9,6 @@ has to reach into a network's layers.
 from __future__ import annotations
 
 import inspect
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -18,20 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlbench.errors import ConfigError, did_you_mean
-
-
-class FeatureNet(nn.Module, ABC):
-    """Base of every registered network: a feature extractor followed by one linear classifier."""
-
-    feature_dim: int
-    classifier: nn.Linear
-
-    @abstractmethod
-    def features(self, x: Tensor) -> Tensor:
-        """The penultimate, pooled feature, shape (batch, feature_dim)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
+from nlbench.methods.toolkit.feature_net import FeatureNet, scaled
+from nlbench.methods.toolkit.paper_cnns import cnn6, cnn9, cnn_small, mlpnet
 
 
 class MLP(FeatureNet):
@@ -68,7 +55,7 @@ class SmallCNN(FeatureNet):
 
     def __init__(self, num_classes: int, in_channels: int, width: float = 1.0) -> None:
         super().__init__()
-        c1, c2, c3 = (_scaled(c, width) for c in (32, 64, 128))
+        c1, c2, c3 = (scaled(c, width) for c in (32, 64, 128))
         self.body = nn.Sequential(
             _conv_bn_relu(in_channels, c1),
             nn.MaxPool2d(2, ceil_mode=True),
@@ -202,62 +189,6 @@ def mlp_head(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     )
 
 
-def _conv_bn_lrelu(cin: int, cout: int, padding: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=padding), nn.BatchNorm2d(cout), nn.LeakyReLU(0.01)
-    )
-
-
-class CNN9(FeatureNet):
-    """Co-teaching's 9-layer CNN (model.py:CNN; the paper's Table 3).
-
-    Conv layers have biases, each followed by BN and LeakyReLU(0.01); blocks 128-128-128 and
-    256-256-256 (pad 1) each end in a 2x2 max-pool (and the paper's channel dropout slot); then
-    512-256-128 with pad 0, global average pooling and Linear(128, C).
-
-    Dropout is off by default, as the published numbers were trained: the official model.py calls
-    `F.dropout2d(h, p=self.dropout_rate)` without `training=`, whose default under the PyTorch 0.3
-    its README pins was `training=False`, a no-op (under current PyTorch the same call would be on
-    even in evaluation). `network_options: {dropout: 0.25}` turns on the dropout the paper's
-    Table 3 describes, as an `nn.Dropout2d` module active in training only: a named option, not
-    the paper recipe.
-    """
-
-    MIN_SIZE = 28  # two floor-halving max-pools must leave >= 7 for three pad-0 convs
-
-    def __init__(
-        self, num_classes: int, in_channels: int, width: float = 1.0, dropout: float = 0.0
-    ) -> None:
-        super().__init__()
-        c128, c256, c512 = (_scaled(c, width) for c in (128, 256, 512))
-        self.body = nn.Sequential(
-            _conv_bn_lrelu(in_channels, c128, 1),
-            _conv_bn_lrelu(c128, c128, 1),
-            _conv_bn_lrelu(c128, c128, 1),
-            nn.MaxPool2d(2, 2),
-            nn.Dropout2d(dropout),
-            _conv_bn_lrelu(c128, c256, 1),
-            _conv_bn_lrelu(c256, c256, 1),
-            _conv_bn_lrelu(c256, c256, 1),
-            nn.MaxPool2d(2, 2),
-            nn.Dropout2d(dropout),
-            _conv_bn_lrelu(c256, c512, 0),
-            _conv_bn_lrelu(c512, c256, 0),
-            _conv_bn_lrelu(c256, c128, 0),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.feature_dim = c128
-        self.classifier = nn.Linear(c128, num_classes)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
-
-
 def _mlp(num_classes: int, in_channels: int, image_size: int, hidden: int = 256) -> FeatureNet:
     return MLP(num_classes, in_channels * image_size * image_size, hidden)
 
@@ -278,17 +209,6 @@ def _resnet34(num_classes: int, in_channels: int, image_size: int, width: int = 
     return ResNet34(num_classes, in_channels, width)
 
 
-def _cnn9(
-    num_classes: int, in_channels: int, image_size: int, width: float = 1.0, dropout: float = 0.0
-) -> FeatureNet:
-    if image_size < CNN9.MIN_SIZE:
-        raise ConfigError(
-            f"cnn9 needs images of at least {CNN9.MIN_SIZE}x{CNN9.MIN_SIZE} (its three pad-0 convs "
-            f"run after two max-pools); these are {image_size}x{image_size}: use small_cnn"
-        )
-    return CNN9(num_classes, in_channels, width, dropout)
-
-
 class NetworkEntry(NamedTuple):
     builder: Callable[..., FeatureNet]
     doc: str
@@ -304,8 +224,11 @@ NETWORKS: dict[str, NetworkEntry] = {
     ),
     "resnet34": NetworkEntry(_resnet34, "CIFAR ResNet-34 (GCE's reference port), 512-d feature"),
     "cnn9": NetworkEntry(
-        _cnn9, "Co-teaching's 9-layer CNN (LeakyReLU; dropout off as published, option dropout)"
+        cnn9, "Co-teaching's 9-layer CNN (LeakyReLU; dropout off as published, option dropout)"
     ),
+    "cnn6": NetworkEntry(cnn6, "the 6-conv CNN of Co-teaching+ (CIFAR-100) and JoCoR (CIFAR)"),
+    "cnn_small": NetworkEntry(cnn_small, "Co-teaching+'s CIFAR-10 LeNet (conv6-conv16-120-84)"),
+    "mlpnet": NetworkEntry(mlpnet, "Co-teaching+'s and JoCoR's MNIST MLP (one 256-unit layer)"),
 }
 
 
