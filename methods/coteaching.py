@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -29,8 +31,10 @@ class Coteaching(SmallLossTwoNetworks):
     tau = the nominal noise rate (`forget_rate` overrides it; real-world noise must set it).
 
     Quirks of the official code, each decided:
-    Q1 loss scale: the code divides the selected samples' mean CE by num_remember once more; we
-       use the plain mean (Adam is nearly scale-invariant, so only eps sees the difference).
+    Q1 loss scale: the official loss is the mean CE over the kept samples divided by their count
+       k once more (loss.py l.26-35), i.e. sum / k^2; we do the same (`loss_scale: official`;
+       `mean` is the paper's plain mean). With k fixed within an epoch Adam nearly absorbs it,
+       but its eps does not, and Co-teaching+'s k varies per batch.
     Q2 dropout: the code's functional dropout2d is a no-op under its PyTorch 0.3 (training=False
        by default), so the published numbers were trained without dropout; `cnn9` has none by
        default (`network_options: {dropout: 0.25}` turns the paper's Table 3 dropout on).
@@ -53,7 +57,13 @@ class Coteaching(SmallLossTwoNetworks):
     """
 
     class HParams(SmallLossHParams):
-        """Co-teaching's official CIFAR-10 recipe; see the class docstring."""
+        """Co-teaching's official CIFAR-10 recipe; see the class docstring.
+
+        `loss_scale` "official" divides each net's mean CE over its partner's k picks by k again,
+        as loss.py l.26-35 does (sum / k^2); "mean" is the plain mean the paper writes.
+        """
+
+        loss_scale: Literal["official", "mean"] = "official"
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)
@@ -73,7 +83,10 @@ class Coteaching(SmallLossTwoNetworks):
         loss2 = F.cross_entropy(out2, labels, reduction="none")
         picks1 = small_loss(loss1, forget_rate)
         picks2 = small_loss(loss2, forget_rate)
-        return loss1[picks2].mean(), loss2[picks1].mean(), picks2
+        update1, update2 = loss1[picks2].mean(), loss2[picks1].mean()
+        if self.hp.loss_scale == "official":
+            update1, update2 = update1 / len(picks2), update2 / len(picks1)
+        return update1, update2, picks2
 
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         part = batch["all"]

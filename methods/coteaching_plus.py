@@ -42,18 +42,28 @@ class CoteachingPlus(Coteaching):
       dynamics (bounded, flat losses) rather than just the scale; `false` is CE on logits, a named
       deviation for those who want the method as the paper writes it.
     * the 5000-step gate reads epoch x batch index, not a global step (kept).
-    * networks: the official code uses a LeNet-style CNN on CIFAR-10 and a 6-conv CNN on CIFAR-100;
-      the default here is Co-teaching's `cnn9`, so the two methods compare on one architecture.
-    * Q1 (plain mean, not mean / num_remember), Q2, Q4, Q5, normalised inputs and full-pass
-      epochs (no 401-iteration cut): as Co-teaching.
+    * networks: the official main.py (l.322-342) builds `CNN_small` (the LeNet, `cnn_small`, the
+      default) on CIFAR-10, the 6-conv `CNN` (`cnn6`) on CIFAR-100 and `MLPNet` (`mlpnet`) on
+      MNIST: suites set it per dataset.
+    * loss scale: as loss.py l.35, each net's mean over its k picks is divided by k again, k
+      varying with the disagreement count (`loss_scale: official`); the no-disagreement fallback
+      is not divided (l.74-78).
+    * epochs use every batch: main.py l.232-265 has no iteration cap (Co-teaching's has).
+    * index-0 quirk, not reproduced: loss.py l.53-58 drops the sample whose dataset index is 0
+      from the disagreement set by truncating the *last* disagreeing position when index 0
+      disagrees; it touches one sample of the training set and misaligns positions, so we keep
+      every disagreeing sample (the differential test uses batches without index 0).
+    * Q2, Q4, Q5, normalised inputs: as Co-teaching.
 
     Scored network: net 1. Diagnostics: the samples net 1 trained on (after warm-up, net 2's
     small-loss picks among the disagreeing samples).
     """
 
     class HParams(Coteaching.HParams):
-        """Co-teaching+'s official CIFAR-10 recipe on Co-teaching's network; see the class doc."""
+        """Co-teaching+'s official CIFAR-10 recipe; see the class docstring."""
 
+        network: str = "cnn_small"
+        num_iter_per_epoch: int | None = Field(None, ge=0)
         init_epoch: int = Field(20, ge=0)
         double_softmax: bool = True
 
@@ -76,26 +86,39 @@ class CoteachingPlus(Coteaching):
         self.batch_index += 1
         return losses
 
+    def disagreement_losses(
+        self, logits1: Tensor, logits2: Tensor, labels: Tensor, forget_rate: float, step: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """loss.py's `loss_coteaching_plus` (l.37-82): both nets' losses and the positions net 1
+        trains on.
+
+        Disagreement is on the argmax of the logits; the cross update runs on the disagreeing
+        samples (on softmax outputs with `double_softmax`, as the official code), each loss
+        divided by its pick count k (`loss_scale`). With no disagreement, both nets take the
+        batch's mean CE while `step` (the official epoch x batch index) < 5000, else zero.
+        """
+        disagree = (logits1.argmax(1) != logits2.argmax(1)).nonzero().squeeze(1)
+        out1, out2 = logits1, logits2
+        if self.hp.double_softmax:
+            out1, out2 = F.softmax(logits1, dim=1), F.softmax(logits2, dim=1)
+        if len(disagree) > 0:
+            loss1, loss2, picks = self.cross_update(
+                out1[disagree], out2[disagree], labels[disagree], forget_rate
+            )
+            return loss1, loss2, disagree[picks]
+        gate = float(step < WARM_START_STEPS)
+        trained1 = torch.arange(len(labels) if gate else 0, device=labels.device)
+        return F.cross_entropy(out1, labels) * gate, F.cross_entropy(out2, labels) * gate, trained1
+
     def disagreement_step(self, batch: Batch) -> dict[str, Tensor]:
         """Update by disagreement: the cross update on the samples the nets label differently."""
         part = batch["all"]
         x, y = part.views[0], part.labels
+        step = official_epoch(self.epoch) * self.batch_index
         with self.autocast():
-            logits1, logits2 = self.net1(x), self.net2(x)
-            disagree = (logits1.argmax(1) != logits2.argmax(1)).nonzero().squeeze(1)
-            out1, out2 = logits1, logits2
-            if self.hp.double_softmax:
-                out1, out2 = F.softmax(logits1, dim=1), F.softmax(logits2, dim=1)
-            if len(disagree) > 0:
-                loss1, loss2, picks = self.cross_update(
-                    out1[disagree], out2[disagree], y[disagree], self.forget_rate
-                )
-                trained1 = disagree[picks]
-            else:
-                gate = float(official_epoch(self.epoch) * self.batch_index < WARM_START_STEPS)
-                loss1 = F.cross_entropy(out1, y) * gate
-                loss2 = F.cross_entropy(out2, y) * gate
-                trained1 = torch.arange(len(y) if gate else 0, device=y.device)
+            loss1, loss2, trained1 = self.disagreement_losses(
+                self.net1(x), self.net2(x), y, self.forget_rate, step
+            )
         self.step(loss1, self.optimizer1)
         self.step(loss2, self.optimizer2)
         self.trained_net1[part.indices[trained1]] = True

@@ -55,8 +55,9 @@ class JoCoR(SmallLossTwoNetworks):
       official code does; we halve for `asym` and `asym_superclass` only: like the official code,
       pairflip keeps the full rate.
     * the official code defines init_epoch but never uses it: there is no warm-up.
-    * network: the official code uses a 6-conv CNN on CIFAR; the default here is Co-teaching's
-      `cnn9`, so the Co-teaching family compares on one architecture.
+    * network: the official main.py builds the 6-conv CNN (`cnn6`, the default) on CIFAR-10 and
+      CIFAR-100 (l.87, l.112; algorithm/jocor.py l.51-56) and `MLPNet` (`mlpnet`) on MNIST (l.63).
+    * epochs stop after 401 batches (algorithm/jocor.py l.118-121, `num_iter_per_epoch` 400).
     * scoring: the paper reports the mean test accuracy of the two networks over epochs >= 190;
       the engine scores one `predict`, network 1.
     * Q2, Q4, Q5, normalised inputs and full-pass epochs (no 401-iteration cut) as Co-teaching. There is no Q1 here: the official loss is already a plain mean.
@@ -65,8 +66,9 @@ class JoCoR(SmallLossTwoNetworks):
     """
 
     class HParams(SmallLossHParams):
-        """JoCoR's official CIFAR-10 recipe on Co-teaching's network; see the class docstring."""
+        """JoCoR's official CIFAR-10 recipe; see the class docstring."""
 
+        network: str = "cnn6"
         co_lambda: float = Field(0.9, ge=0, le=1)
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:

@@ -153,17 +153,55 @@ def test_each_network_updates_on_the_others_small_loss_samples():
     assert method.diagnostics().selected.nonzero().flatten().tolist() == [4, 5, 6, 7]
 
 
-def test_cross_update_loss_is_the_plain_mean_over_the_partners_picks():
+@pytest.mark.parametrize(("scale", "divisor"), [("official", 2), ("mean", 1)])
+def test_cross_update_divides_by_the_pick_count_as_the_official_loss(scale, divisor):
+    """loss.py l.26-35: the mean CE over the partner's k picks, divided by k again (sum / k^2)."""
     out1 = torch.tensor([[3.0, 0, 0], [0, 0, 0], [-3.0, 0, 0], [1.0, 0, 0]])
     out2 = torch.tensor([[-3.0, 0, 0], [3.0, 0, 0], [0, 0, 0], [2.0, 0, 0]])
     labels = torch.zeros(4, dtype=torch.long)
-    method = Coteaching(make_ctx(nets=[lookup_net([0] * B)] * 2), Coteaching.HParams())
+    hp = Coteaching.HParams(loss_scale=scale)
+    method = Coteaching(make_ctx(nets=[lookup_net([0] * B)] * 2), hp)
     loss1, loss2, picks = method.cross_update(out1, out2, labels, forget_rate=0.5)
     ce1 = F.cross_entropy(out1, labels, reduction="none")
     ce2 = F.cross_entropy(out2, labels, reduction="none")
     assert sorted(picks.tolist()) == [1, 3]  # net 2's two smallest
-    assert loss1.item() == pytest.approx(ce1[[1, 3]].mean().item())  # Q1: no extra / num_remember
-    assert loss2.item() == pytest.approx(ce2[[0, 3]].mean().item())
+    assert loss1.item() == pytest.approx(ce1[[1, 3]].mean().item() / divisor)
+    assert loss2.item() == pytest.approx(ce2[[0, 3]].mean().item() / divisor)
+
+
+# xingruiyu/coteaching_plus loss.py `loss_coteaching_plus` (l.37-82), run outside this repository
+# on these tensors (C = 4, B = 8, dataset indices 1..8 so its index-0 quirk stays out of play):
+# (forget rate, step, logits2 = logits1?) -> (loss_1, loss_2).
+PLUS_LOGITS1 = torch.sin(torch.arange(32, dtype=torch.float64) * 0.7).float().reshape(8, 4) * 3
+PLUS_LOGITS2 = torch.cos(torch.arange(32, dtype=torch.float64) * 0.5).float().reshape(8, 4) * 3
+PLUS_OFFICIAL = {
+    (0.2, 100, False): (0.41231024265289307, 0.363277792930603),
+    (0.5, 100, False): (0.5449993014335632, 0.5175301432609558),
+    (0.2, 6000, False): (0.41231024265289307, 0.363277792930603),
+    (0.2, 100, True): (1.562783360, 1.562783360),
+    (0.2, 6000, True): (0.0, 0.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLUS_OFFICIAL))
+def test_coteaching_plus_losses_match_the_official_code(case):
+    forget_rate, step, agree = case
+    method = CoteachingPlus.__new__(CoteachingPlus)
+    method.hp = CoteachingPlus.HParams()
+    logits2 = PLUS_LOGITS1 if agree else PLUS_LOGITS2
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    loss1, loss2, _ = method.disagreement_losses(PLUS_LOGITS1, logits2, labels, forget_rate, step)
+    expected1, expected2 = PLUS_OFFICIAL[case]
+    assert loss1.item() == pytest.approx(expected1, rel=1e-6, abs=1e-7)
+    assert loss2.item() == pytest.approx(expected2, rel=1e-6, abs=1e-7)
+
+
+def test_coteaching_plus_mean_scale_is_a_named_departure():
+    method = CoteachingPlus.__new__(CoteachingPlus)
+    method.hp = CoteachingPlus.HParams(loss_scale="mean")
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    loss1, _, _ = method.disagreement_losses(PLUS_LOGITS1, PLUS_LOGITS2, labels, 0.2, 100)
+    assert loss1.item() == pytest.approx(0.41231024265289307 * 4, rel=1e-6)  # k = 4 picks
 
 
 @pytest.mark.parametrize("cls", [Coteaching, CoteachingPlus, JoCoR])
