@@ -20,7 +20,10 @@ EXIT_USER_ERROR = 2
 EXIT_PROBLEMS = 3
 
 
-def _report(results: Path, out: Path) -> tuple[object, list[tuple[Path, str]]]:
+def _report(results: Path, out: Path, suite=None) -> tuple[object, list[tuple[Path, str]]]:
+    """Rebuild the report of `results`; a paper suite's published table comes from `suite`, or,
+    for `report`, from the shipped suite of the records' name."""
+    from nlbench.config import expand, expected_recipes, load_suite
     from nlbench.report import build_report
     from nlbench.store import Store
 
@@ -32,7 +35,12 @@ def _report(results: Path, out: Path) -> tuple[object, list[tuple[Path, str]]]:
             f"no run records in '{results}' (run a suite first: "
             "python run_bench.py run benchmarks/quick.yaml)"
         )
-    paths = build_report(records, out, problems=[(str(p), m) for p, m in problems])
+    if suite is None and records and (SUITES / f"{records[0].suite}.yaml").is_file():
+        suite = load_suite(Path(str(SUITES / f"{records[0].suite}.yaml")))
+    paper = suite.paper if suite is not None else None
+    expected = expected_recipes(expand(suite)) if paper is not None else None
+    problems_text = [(str(p), m) for p, m in problems]
+    paths = build_report(records, out, problems=problems_text, paper=paper, expected=expected)
     return paths, problems
 
 
@@ -118,7 +126,7 @@ def _run_suite(suite, args: argparse.Namespace) -> int:
     for line in summary.failed:
         print(f"failed: {line}")
     if summary.ran + summary.skipped:
-        paths, _ = _report(results, reports)
+        paths, _ = _report(results, reports, suite)
         _print_paths(paths)
     for path, problem, moved in summary.problems:
         print(

@@ -28,6 +28,7 @@ from nlbench.data.files import content_id
 from nlbench.data.noise import NOISE_MODELS
 from nlbench.engine import EngineOptions
 from nlbench.errors import ConfigError, did_you_mean
+from nlbench.published import PaperTable
 from nlbench.tracking import TrackingOptions
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -134,6 +135,7 @@ class Suite(_Strict):
     executor: ExecutorEntry = Field(default_factory=ExecutorEntry)
     engine: EngineOptions = Field(default_factory=EngineOptions)
     tracking: TrackingOptions = Field(default_factory=TrackingOptions)
+    paper: PaperTable | None = None
     results_dir: str = "results"
     reports_dir: str = "reports"
 
@@ -504,3 +506,13 @@ def _check_labels(suite: Suite) -> None:
                 f"datasets[{i}] and datasets[{first}] are different data but both report as "
                 f"'{label}'; give one a `label:`"
             )
+
+
+def expected_recipes(specs: list[RunSpec]) -> dict[tuple[str, str, float | None, str], str]:
+    """(dataset label, noise model, ratio, method) -> the suite's own resolved hparams (JSON), to
+    tell runs of the paper recipe from runs whose recipe was overridden."""
+    return {
+        (dataset_label(s.dataset), s.noise["model"], s.noise["ratio"], s.method["name"]):
+            json.dumps(s.method["hparams"], sort_keys=True)
+        for s in specs
+    }  # fmt: skip

@@ -20,6 +20,7 @@ import pandas as pd
 from nlbench import plots
 from nlbench.config import dataset_label, label_options, noise_label_options
 from nlbench.data.noise import majority_flips
+from nlbench.published import PaperTable, paper_table
 from nlbench.records import Record
 
 METRICS = (
@@ -44,6 +45,8 @@ RUN_COLUMNS = [
     "column",
     "ratio",
     "method",
+    "dataset_label",
+    "noise_model",
     "hparams",
     "seed",
     "realised_rate",
@@ -70,6 +73,8 @@ def build_report(
     records: list[Record],
     out_dir: Path,
     problems: Sequence[tuple[str | Path, str]] | None = None,
+    paper: PaperTable | None = None,
+    expected: dict | None = None,
 ) -> ReportPaths:
     """Write leaderboard.md, leaderboard.csv and plots/*.png for these records into `out_dir`.
 
@@ -94,7 +99,10 @@ def build_report(
     }
 
     markdown = out_dir / "leaderboard.md"
-    text = leaderboard_markdown(ok, runs, failures, list(problems or []), group_plots, out_dir)
+    published = (paper, expected or {}) if paper is not None else None
+    text = leaderboard_markdown(
+        ok, runs, failures, list(problems or []), group_plots, out_dir, published
+    )
     markdown.write_text(text, encoding="utf-8")
     csv = out_dir / "leaderboard.csv"
     long_form(ok + failures).to_csv(csv, index=False)
@@ -128,6 +136,8 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
                 "column": _ratio_label(ratio, noise_options),
                 "ratio": float(ratio) if numeric else math.nan,
                 "method": spec["method"]["name"],
+                "dataset_label": dataset_label(spec["dataset"]),
+                "noise_model": noise["model"],
                 "hparams": json.dumps(spec["method"]["hparams"], sort_keys=True),
                 "seed": spec.get("seed"),
                 "realised_rate": rec.noise.realised_rate,
@@ -238,8 +248,10 @@ def leaderboard_markdown(
     problems: list[tuple[str | Path, str]],
     group_plots: dict[str, list[Path]],
     out_dir: Path,
+    published: tuple[PaperTable, dict] | None = None,
 ) -> str:
-    """The whole leaderboard.md: a header that says how to read it, then one section per group."""
+    """The whole leaderboard.md: a header that says how to read it, then one section per group
+    (with the paper's numbers beside ours where the suite carries them)."""
     parts = [_header(ok, runs, failures, problems)]
     for group in sorted(runs["group"].unique()):
         frame = runs[runs.group == group]
@@ -248,6 +260,9 @@ def leaderboard_markdown(
             parts.append(f"### {title}\n\n{metric_table(frame, metric)}")
             if metric == "last_acc":
                 parts.append(_group_notes(frame))
+        comparison = paper_table(frame, *published) if published else None
+        if comparison:
+            parts.append(comparison)
         if group_plots.get(group):
             links = ", ".join(
                 f"[{p.name}]({p.relative_to(out_dir).as_posix()})" for p in group_plots[group]

@@ -21,7 +21,7 @@ PACKAGES = {
     "nlbench.methods": Path(nlbench.methods.__file__).parent,
     "nlbench.data": Path(nlbench.data.__file__).parent,
 }
-ORCHESTRATION = {"config", "runner", "jobs", "executors", "slurm", "devices", "store", "records", "tracking",
+ORCHESTRATION = {"config", "runner", "jobs", "executors", "slurm", "devices", "store", "records", "tracking", "published",
                  "report", "plots", "perf"}  # fmt: skip
 ALLOWED = {
     "entry": {"entry", "orchestration", "engine", "api", "plugin", "data", "base"},

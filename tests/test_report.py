@@ -343,3 +343,43 @@ def test_a_single_ratio_shows_its_spread_as_error_bars(tmp_path, monkeypatch):
     (segments,) = bars.lines[2]
     low, high = segments.get_segments()[0][:, 1]
     assert high - low == pytest.approx(2 * 4.0, rel=1e-6)  # mean ± sample std (4.0)
+
+
+def test_published_numbers_show_a_delta_only_where_the_comparison_holds(tmp_path, no_plots):
+    from nlbench.published import PaperTable
+
+    paper = PaperTable(
+        source="Paper X, Table 1", metric="last_acc",
+        results={"digits": {"sym": {0.2: {"ce": 70.0, "ssr": 90.0}, 0.5: {"ce": 50.0}}}},
+    )  # fmt: skip
+    own = json.dumps({"epochs": 3, "lr": 0.02}, sort_keys=True)
+    expected = {("digits", "sym", 0.2, "ce"): own, ("digits", "sym", 0.5, "ce"): own}
+    records = [record("ce", 0.2, s, 72.0 + s) for s in (0, 1)]
+    records.append(record("ce", 0.5, 0, 45.0, hparams={"epochs": 5}))  # an overridden recipe
+    _, text = build(records, tmp_path, paper=paper, expected=expected)
+    assert "### published numbers (Paper X, Table 1; compared with our last_acc)" in text
+    assert "- ce at 0.2: paper 70.00, ours 72.50 (n=2), Δ +2.50" in text
+    assert "- ce at 0.5: paper 50.00, Δ – (no run with the suite's own recipe)" in text
+    assert "- ssr at 0.2: paper 90.00, Δ – (no run with the suite's own recipe)" in text
+    unknown = paper.model_copy(update={"metric": None})
+    _, text = build(records, tmp_path / "unknown", paper=unknown, expected=expected)
+    assert "- ce at 0.2: paper 70.00\n" in text and "Δ +" not in text
+    assert "No Δ: the source does not say which epoch it reports." in text
+
+
+def test_every_shipped_paper_suite_carries_a_table_that_matches_its_grid():
+    from nlbench.config import expand, expected_recipes, load_suite
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    papers = [p for p in sorted(root.glob("*_paper.yaml"))]
+    assert len(papers) >= 3
+    for path in papers:
+        suite = load_suite(path)
+        assert suite.paper is not None, path.name
+        recipes = expected_recipes(expand(suite))
+        for dataset, models in suite.paper.results.items():
+            for model, ratios in models.items():
+                for ratio, methods in ratios.items():
+                    for method in methods:
+                        key = (dataset, model, ratio, method)
+                        assert key in recipes, (path.name, key)
