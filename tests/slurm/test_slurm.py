@@ -96,8 +96,8 @@ def test_sweep_runs_as_one_job_array(write_suite, tmp_path, capsys):
     assert "3 runs, 3 trained, 0 already stored, 0 failed" in capsys.readouterr().out
     results = tmp_path / "results" / "onslurm"
     records = Store(results).load()[0]
-    assert {r["run_id"] for r in records} == {s.run_id for s in expand(load_suite(path))}
-    assert all(r["status"] == "ok" and len(r["epochs"]) == 3 for r in records)
+    assert {r.run_id for r in records} == {s.run_id for s in expand(load_suite(path))}
+    assert all(r.status == "ok" and len(r.epochs) == 3 for r in records)
     job_ids = json.loads((results / "slurm" / "jobs.json").read_text()).values()
     assert len({job_id.split("_")[0] for job_id in job_ids}) == 1  # one array
     assert main(["run", str(path)]) == 0
@@ -119,8 +119,8 @@ def test_cancelled_job_is_redone_by_a_rerun_from_its_checkpoint(write_suite, tmp
     assert main(["run", str(path), "--no-progress", *[a for i in LONG for a in ("--set", i)]]) == 0
     assert "1 trained, 0 already stored, 0 failed" in capsys.readouterr().out
     (record,) = Store(results).load()[0]
-    assert record["status"] == "ok" and len(record["epochs"]) == 400
-    assert record["resumed_from_epoch"] >= 10  # picked up from the cancelled job's checkpoint
+    assert record.status == "ok" and len(record.epochs) == 400
+    assert record.resumed_from_epoch >= 10  # picked up from the cancelled job's checkpoint
     assert json.loads((results / "slurm" / "jobs.json").read_text())[run_id] != job_id
 
 
@@ -137,8 +137,8 @@ def test_preempted_job_requeues_itself_and_resumes(write_suite, tmp_path):
     assert sweep.returncode == 0, out
     assert "1 trained, 0 already stored, 0 failed" in out
     (record,) = Store(results).load()[0]
-    assert record["status"] == "ok" and len(record["epochs"]) == 400
-    assert record["resumed_from_epoch"] >= 10
+    assert record.status == "ok" and len(record.epochs) == 400
+    assert record.resumed_from_epoch >= 10
     restarts = subprocess.run(
         ["scontrol", "show", "job", job_id], capture_output=True, check=False, text=True
     ).stdout
@@ -159,4 +159,4 @@ def test_rerun_waits_for_jobs_of_a_killed_sweep_instead_of_submitting_them_twice
     assert "1 trained, 0 already stored, 0 failed" in capsys.readouterr().out
     assert json.loads((results / "slurm" / "jobs.json").read_text()) == {run_id: job_id}
     (record,) = Store(results).load()[0]
-    assert record["status"] == "ok" and record["resumed_from_epoch"] is None  # one job did it all
+    assert record.status == "ok" and record.resumed_from_epoch is None  # one job did it all
