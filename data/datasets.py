@@ -252,13 +252,20 @@ def _npz_file(root: str | None, path: str | None) -> Path:
 
 @_register("npz", files=("path",))
 def _npz(
-    root: str | None, *, path: str | None = None, family: str = "npz", augment: str = "none"
+    root: str | None,
+    *,
+    path: str | None = None,
+    family: str = "npz",
+    augment: str = "none",
+    first_train: int | None = None,
+    first_test: int | None = None,
 ) -> Dataset:
     """Your own arrays: an .npz with x_train, y_train, x_test, y_test [, train_index, classes].
 
     `family` names the label space so that class maps and CIFAR-N apply to a subset (family
     "cifar10" for a subset of CIFAR-10, e.g. one written by scripts/cifar_to_npz.py); the dataset is named after the file's stem so two
     files never share a leaderboard row. mean/std come from the training images.
+    `first_train` / `first_test` keep only the first N images of each split (smoke tests).
     """
     file = _npz_file(root, path)
     if augment not in AUGMENTS:
@@ -274,11 +281,14 @@ def _npz(
                 f"npz file {file} lacks {', '.join(missing)}; it needs x_train, "
                 "y_train, x_test and y_test"
             )
-        x_train = _npz_images(archive["x_train"], "x_train", file)
-        x_test = _npz_images(archive["x_test"], "x_test", file)
-        y_train = _npz_labels(archive["y_train"], "y_train", file, len(x_train))
-        y_test = _npz_labels(archive["y_test"], "y_test", file, len(x_test))
+        train = slice(_positive_int("first_train", first_train) if first_train else None)
+        test = slice(_positive_int("first_test", first_test) if first_test else None)
+        x_train = _npz_images(archive["x_train"][train], "x_train", file)
+        x_test = _npz_images(archive["x_test"][test], "x_test", file)
+        y_train = _npz_labels(archive["y_train"][train], "y_train", file, len(x_train))
+        y_test = _npz_labels(archive["y_test"][test], "y_test", file, len(x_test))
         train_index = archive.get("train_index")
+        train_index = None if train_index is None else train_index[train]
         names = archive.get("classes")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(
@@ -319,7 +329,7 @@ def _npz(
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"synthetic option {name}={value!r} must be an integer >= {minimum}")
+        raise DataError(f"dataset option {name}={value!r} must be an integer >= {minimum}")
     return int(value)
 
 

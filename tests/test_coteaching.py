@@ -389,3 +389,17 @@ def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(tmp_path, fake_cifar)
     assert len(records) == 16 and all(len(r.epochs) == 1 for r in records)
     two_nets = [r for r in records if r.spec.method["name"] != "ce"]
     assert {r.scored_network for r in two_nets} == {"net 1"}
+
+
+@pytest.mark.parametrize(("cls", "steps"), [(Coteaching, 401), (JoCoR, 401), (CoteachingPlus, 468)])
+def test_epochs_stop_at_the_official_iteration_cap(cls, steps):
+    """Co-teaching's main.py l.178-181 and JoCoR's jocor.py l.118-121 break when i > 400 (401
+    batches: MNIST's 468 are cut); Co-teaching+'s main.py has no cap. CIFAR's 390 are untouched."""
+    method = cls.__new__(cls)
+    method.hp = cls.HParams(forget_rate=0.2)
+    method.tau, method.epoch = 0.2, 0
+    for n, expected in ((60_000, steps), (50_000, 390)):
+        method.ctx = make_ctx()
+        method.ctx.noisy_labels = torch.zeros(n, dtype=torch.long)
+        method.trained_net1 = torch.zeros(n, dtype=torch.bool)
+        assert method.begin_epoch(0).steps == expected
