@@ -287,7 +287,7 @@ def test_ssr_neighbours_match_the_official_normalisation():
     assert digest(True) == "fcdf2d8ed23e6a96"
 
 
-@pytest.mark.parametrize("name", ["ssr_cifar10_paper", "ssr_cifar100_paper", "coteaching_paper"])
+@pytest.mark.parametrize("name", [p.stem for p in sorted(BENCHMARKS.glob("*_paper.yaml"))])
 def test_paper_suites_run_in_fp32_as_the_official_code(name):
     specs = expand(load_suite(BENCHMARKS / f"{name}.yaml"))
     assert specs and all(spec.engine == {"amp": False} for spec in specs)
