@@ -100,7 +100,34 @@ class PreActBlock(nn.Module):
         return self.conv2(F.relu(self.bn2(self.conv1(a)))) + self.shortcut(a)
 
 
-class PreActResNet18(FeatureNet):
+class _ResNet(FeatureNet):
+    """Stem conv3x3(in->w, stride 1, no bias) -> BN -> ReLU; four stages of `counts` blocks of
+    widths w, 2w, 4w, 8w and strides 1, 2, 2, 2 (each stage's first block strides); global
+    average pooling to an 8w-d feature; Linear(8w, C)."""
+
+    def __init__(self, block: type[nn.Module], counts: tuple[int, int, int, int],
+                 num_classes: int, in_channels: int, width: int) -> None:  # fmt: skip
+        super().__init__()
+        self.stem = nn.Sequential(
+            _conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
+        stages, in_planes = [], width
+        for count, planes, stride in zip(
+            counts, (width, 2 * width, 4 * width, 8 * width), (1, 2, 2, 2)
+        ):
+            blocks = [block(in_planes, planes, stride)]
+            blocks += [block(planes, planes) for _ in range(count - 1)]
+            stages.append(nn.Sequential(*blocks))
+            in_planes = planes
+        self.layers = nn.Sequential(*stages)
+        self.feature_dim = in_planes
+        self.classifier = nn.Linear(in_planes, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
+
+
+class PreActResNet18(_ResNet):
     """PreResNet18 exactly as SSR's models/preresnet.py (= DivideMix's PreResNet18).
 
     Stem conv3x3(in->w, stride 1, no bias) -> BN -> ReLU; four stages of two `PreActBlock`s of
@@ -112,21 +139,7 @@ class PreActResNet18(FeatureNet):
     """
 
     def __init__(self, num_classes: int, in_channels: int, width: int = 64) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            _conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
-        )
-        stages, in_planes = [], width
-        for planes, stride in ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2)):
-            blocks = (PreActBlock(in_planes, planes, stride), PreActBlock(planes, planes))
-            stages.append(nn.Sequential(*blocks))
-            in_planes = planes
-        self.layers = nn.Sequential(*stages)
-        self.feature_dim = in_planes
-        self.classifier = nn.Linear(in_planes, num_classes)
-
-    def features(self, x: Tensor) -> Tensor:
-        return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
+        super().__init__(PreActBlock, (2, 2, 2, 2), num_classes, in_channels, width)
 
 
 class BasicBlock(nn.Module):
@@ -149,7 +162,7 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class ResNet34(FeatureNet):
+class ResNet34(_ResNet):
     """The CIFAR ResNet-34 of GCE's reference port (AlanChou/Truncated-Loss `models/resnet.py`).
 
     Stem conv3x3(in->w, stride 1) -> BN -> ReLU (no max-pool), stages of 3, 4, 6, 3 `BasicBlock`s
@@ -158,27 +171,7 @@ class ResNet34(FeatureNet):
     """
 
     def __init__(self, num_classes: int, in_channels: int, width: int = 64) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            _conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
-        )
-        stages, in_planes = [], width
-        for planes, stride, count in (
-            (width, 1, 3),
-            (2 * width, 2, 4),
-            (4 * width, 2, 6),
-            (8 * width, 2, 3),
-        ):
-            blocks = [BasicBlock(in_planes, planes, stride)]
-            blocks += [BasicBlock(planes, planes) for _ in range(count - 1)]
-            stages.append(nn.Sequential(*blocks))
-            in_planes = planes
-        self.layers = nn.Sequential(*stages)
-        self.feature_dim = in_planes
-        self.classifier = nn.Linear(in_planes, num_classes)
-
-    def features(self, x: Tensor) -> Tensor:
-        return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
+        super().__init__(BasicBlock, (3, 4, 6, 3), num_classes, in_channels, width)
 
 
 def mlp_head(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
