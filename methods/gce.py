@@ -11,7 +11,9 @@ from nlbench.methods.toolkit.optim import ScheduleName
 
 @register("gce")
 class GCE(SingleNetwork):
-    """L_q(f(x), y) = (1 - p_y^q) / q, averaged over the batch: CE as q -> 0, MAE at q = 1.
+    """GCE (NeurIPS 2018): the L_q loss (1 - p_y^q) / q on the noisy labels, q = 0.7.
+
+    Averaged over the batch; it is CE as q -> 0 and MAE at q = 1.
 
     The paper has no code of its own; the recipe is that of the port it points readers to,
     AlanChou/Truncated-Loss: the loss of `TruncatedLoss.py` l.16-20 with every weight 1, q = 0.7
