@@ -20,9 +20,13 @@ EXIT_USER_ERROR = 2
 EXIT_PROBLEMS = 3
 
 
-def _report(results: Path, out: Path, suite=None) -> tuple[object, list[tuple[Path, str]]]:
-    """Rebuild the report of `results`; a paper suite's published table comes from `suite`, or,
-    for `report`, from the shipped suite of the records' name."""
+def _report(
+    results: Path, out: Path, suite_file: Path | None = None
+) -> tuple[object, list[tuple[Path, str]]]:
+    """Rebuild the report of `results`. A paper suite's published table, and the recipe its Δ
+    holds for, come from the suite file as written (never from `--set` overrides: a shortened
+    run must not be compared with the paper); for `report`, from the shipped suite of the
+    records' name."""
     from nlbench.config import expand, expected_recipes, load_suite
     from nlbench.report import build_report
     from nlbench.store import Store
@@ -35,8 +39,9 @@ def _report(results: Path, out: Path, suite=None) -> tuple[object, list[tuple[Pa
             f"no run records in '{results}' (run a suite first: "
             "python run_bench.py run benchmarks/quick.yaml)"
         )
-    if suite is None and records and (SUITES / f"{records[0].suite}.yaml").is_file():
-        suite = load_suite(Path(str(SUITES / f"{records[0].suite}.yaml")))
+    if suite_file is None and records and (SUITES / f"{records[0].suite}.yaml").is_file():
+        suite_file = Path(str(SUITES / f"{records[0].suite}.yaml"))
+    suite = load_suite(suite_file) if suite_file is not None else None
     paper = suite.paper if suite is not None else None
     expected = expected_recipes(expand(suite)) if paper is not None else None
     problems_text = [(str(p), m) for p, m in problems]
@@ -76,7 +81,8 @@ def suite_path(name: str) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from nlbench.config import load_suite
 
-    return _run_suite(load_suite(suite_path(args.suite), _overrides(args)), args)
+    path = suite_path(args.suite)
+    return _run_suite(load_suite(path, _overrides(args)), args, path)
 
 
 def cmd_method_command(args: argparse.Namespace) -> int:
@@ -95,7 +101,7 @@ def cmd_method_command(args: argparse.Namespace) -> int:
         raise type(exc)(message) from None
 
 
-def _run_suite(suite, args: argparse.Namespace) -> int:
+def _run_suite(suite, args: argparse.Namespace, suite_file: Path | None = None) -> int:
     from nlbench.config import expand
     from nlbench.runner import run_sweep
     from nlbench.store import Store
@@ -126,7 +132,7 @@ def _run_suite(suite, args: argparse.Namespace) -> int:
     for line in summary.failed:
         print(f"failed: {line}")
     if summary.ran + summary.skipped:
-        paths, _ = _report(results, reports, suite)
+        paths, _ = _report(results, reports, suite_file)
         _print_paths(paths)
     for path, problem, moved in summary.problems:
         print(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 from pathlib import Path
 
@@ -383,3 +384,28 @@ def test_every_shipped_paper_suite_carries_a_table_that_matches_its_grid():
                     for method in methods:
                         key = (dataset, model, ratio, method)
                         assert key in recipes, (path.name, key)
+
+
+def test_a_run_with_overridden_recipe_gets_no_delta_through_the_cli(write_suite, tmp_path):
+    """`--set` shortens a paper suite's runs: the leaderboard must not hold them against the paper."""
+    from nlbench.cli import main
+
+    path = write_suite("""
+name: papery
+datasets: [{name: synthetic, options: {n_train: 64, n_test: 32, num_classes: 4, size: 8}}]
+noise: [{model: sym, ratios: [0.2]}]
+methods: [{name: ce, hparams: {network: mlp, epochs: 2}}]
+engine: {progress: false}
+device: cpu
+paper:
+  source: "A paper, Table 1"
+  metric: last_acc
+  results: {synthetic: {sym: {0.2: {ce: 50.0}}}}
+""")
+    board = tmp_path / "reports" / "papery" / "leaderboard.md"
+    assert main(["run", str(path), "--set", "methods.ce.hparams.epochs=1"]) == 0
+    assert "- ce at 0.2: paper 50.00, Δ – (no run with the suite's own recipe)" in board.read_text()
+    assert main(["run", str(path)]) == 0
+    assert re.search(
+        r"- ce at 0\.2: paper 50\.00, ours [\d.]+ \(n=1\), Δ [+-][\d.]+", board.read_text()
+    )
