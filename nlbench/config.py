@@ -188,17 +188,25 @@ class RunSpec(BaseModel):
 
     @property
     def run_id(self) -> str:
-        """Hash of the canonical spec. The dataset root is left out: moving data keeps results.
+        """Hash of the canonical spec. The dataset's `root` and `label` are left out and data and
+        label files count by their content, so moving data keeps results.
 
-        `engine` is set only for engine switches that change the numbers (`amp: false`, fp32
-        where the default is bf16 autocast on CUDA), so a fp32 rerun of a bf16 sweep is new runs
-        and the two never share a leaderboard cell; defaults leave it out of the hash.
+        `engine` holds only the engine options that change the numbers (`amp: false`,
+        `cpu_threads`), so a fp32 rerun of a bf16 sweep is new runs and the two never share a
+        leaderboard cell; defaults leave it out of the hash.
         """
         body = self.model_dump(exclude_none=True)
         body["dataset"] = dataset_identity(self.dataset)
         body["noise"] = {**body["noise"], "options": _by_content(NOISE_MODELS, self.noise)}
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def data_id(self) -> str:
+        """A digest of the data this run reads (loader, options, file contents)."""
+        body = [dataset_identity(self.dataset), _by_content(NOISE_MODELS, self.noise)]
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
     def describe(self) -> str:
         ratio, options = self.noise["ratio"], self.noise["options"]

@@ -114,6 +114,9 @@ class Record(_Strict):
     resumed_from_epoch: int | None = None
     wall_seconds: float
     images_per_second: float | None
+    data_id: str | None = None
+    """A digest of the data and label files' contents (`config.data_identity`): reports never
+    put runs on different bytes under one label in one cell."""
 
     @property
     def ok(self) -> bool:

@@ -40,6 +40,7 @@ CSV_ORDER = [
 ]
 RUN_COLUMNS = [
     "run_id",
+    "data_id",
     "group",
     "slug",
     "column",
@@ -131,6 +132,7 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
         rows.append(
             {
                 "run_id": rec.run_id,
+                "data_id": rec.data_id,
                 "group": f"{dataset} · {noise_label}",
                 "slug": _slug(f"{dataset}_{noise_label}"),
                 "column": _ratio_label(ratio, noise_options),
@@ -148,6 +150,11 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
             }
         )
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    # Same label, other bytes (a data file replaced under its name): never one cell.
+    clash = frame.groupby("group")["data_id"].transform("nunique") > 1
+    tagged = frame["group"] + " · data " + frame["data_id"].fillna("?")
+    frame["group"] = frame["group"].where(~clash, tagged)
+    frame["slug"] = frame["slug"].where(~clash, frame["slug"] + "_" + frame["data_id"].fillna("x"))
     for metric, _ in METRICS:
         frame[metric] = pd.to_numeric(frame[metric])
     frame["realised_rate"] = pd.to_numeric(frame["realised_rate"])

@@ -107,6 +107,7 @@ def make_record(
         resumed_from_epoch=fit.resumed_from if fit else None,
         wall_seconds=round(wall, 3),
         images_per_second=round(fit.images_seen / max(fit.train_seconds, 1e-9), 1) if fit else None,
+        data_id=spec.data_id,
     )
 
 

@@ -3,6 +3,7 @@ one clear line (exit 2, nothing written, no epoch trained) or the right behaviou
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -221,3 +222,13 @@ def test_perf_keeps_every_table_and_says_when_an_epoch_includes_warm_up(write_su
     tables = sorted(out.glob("perf_bad-*.md"))
     assert len(tables) == 2
     assert "one epoch, warm-up included" in tables[0].read_text()
+
+
+def test_a_data_file_replaced_under_its_name_never_shares_a_cell(write_suite, tmp_path):
+    data = cifar_npz(tmp_path / "subset.npz")
+    assert main(["run", str(write_suite(npz_suite(data)))]) == 0
+    cifar_npz(data, n=60)  # other bytes, same path and label: other runs, and another table
+    assert main(["run", str(write_suite(npz_suite(data)))]) == 0
+    board = (tmp_path / "reports" / "bad" / "leaderboard.md").read_text()
+    groups = re.findall(r"^## subset \(family=cifar10\) · sym · data [0-9a-f]{8}$", board, re.M)
+    assert len(groups) == 2 and groups[0] != groups[1]
