@@ -349,6 +349,8 @@ def _execute(
 
 def _show_running(bar: tqdm, store: Store, running: set[str], describe: dict[str, str]) -> None:
     """Put the epoch each running run has reached (read from its log) on the sweep's bar."""
+    if bar.disable:
+        return  # no bar to show it on: read no logs
     shown = []
     for run_id in sorted(running):
         reached = last_epoch(log_path(store.root, run_id))

@@ -89,6 +89,7 @@ def test_running_runs_show_their_epoch_on_the_sweep_bar(tmp_path):
 
     class Bar:
         text = ""
+        disable = False
 
         def set_postfix_str(self, text):
             Bar.text = text
