@@ -409,3 +409,27 @@ paper:
     assert re.search(
         r"- ce at 0\.2: paper 50\.00, ours [\d.]+ \(n=1\), Δ [+-][\d.]+", board.read_text()
     )
+
+
+def test_report_command_shows_paper_and_delta_for_a_shipped_paper_suite(tmp_path, capsys):
+    """`run_bench.py report` on records of coteaching_paper: the suite's table is found by the
+    records' suite name and held against runs of its own recipe (mean of the last 10 epochs)."""
+    from nlbench.cli import main
+    from nlbench.config import expand, load_suite
+    from nlbench.records import parse_record
+    from nlbench.store import Store
+
+    suite = load_suite(Path(__file__).resolve().parents[1] / "benchmarks" / "coteaching_paper.yaml")
+    (spec,) = [s for s in expand(suite) if s.dataset["name"] == "cifar10" and s.seed == 0
+               and s.noise["model"] == "pairflip" and s.method["name"] == "coteaching"]  # fmt: skip
+    raw = record_dict(spec.run_id, method="coteaching", dataset="cifar10", model="pairflip",
+                      ratio=0.45, accs=(60.0, 70.0, 74.0), suite="coteaching_paper",
+                      hparams=spec.method["hparams"])  # fmt: skip
+    raw["spec"] = spec.model_dump(exclude_none=True)
+    store = Store(tmp_path / "coteaching_paper")
+    store.write(parse_record(raw))
+    assert main(["report", str(store.root), "--out", str(tmp_path / "out")]) == 0
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "published numbers (Co-teaching (Han et al., NeurIPS 2018), Tables 5 and 6" in board
+    assert "- coteaching at 0.45: paper 72.62, ours 68.00 (n=1), Δ -4.62" in board
+    assert "- ce at 0.45: paper 49.50, Δ – (no run with the suite's own recipe)" in board
