@@ -63,9 +63,11 @@ class Environment(_Strict):
 
 
 class EpochLog(_Strict):
-    """One epoch: mean losses, clean test accuracy (%), scored diagnostics, phase seconds."""
+    """One epoch: its stage (`phase`, for methods trained in stages), mean losses, clean test
+    accuracy (%), scored diagnostics, seconds per part of the epoch."""
 
     epoch: int
+    phase: str = "train"
     losses: dict[str, float]
     test_acc: float
     diagnostics: dict[str, float] = Field(default_factory=dict)
@@ -114,6 +116,9 @@ class Record(_Strict):
     resumed_from_epoch: int | None = None
     wall_seconds: float
     images_per_second: float | None
+    estimates: dict[str, list[list[float]]] = Field(default_factory=dict)
+    """What a method estimated about the noise, as of its last epoch (forward correction's
+    `transition`, rows = clean class), for the report's heat-maps."""
     data_id: str | None = None
     """A digest of the data and label files' contents (`config.data_identity`): reports never
     put runs on different bytes under one label in one cell."""

@@ -104,6 +104,7 @@ def make_record(
         final=FinalMetrics.of(epochs),
         scored_network=fit.scored_network if fit else None,
         switches=fit.switches if fit else {},
+        estimates=fit.estimates if fit else {},
         resumed_from_epoch=fit.resumed_from if fit else None,
         wall_seconds=round(wall, 3),
         images_per_second=round(fit.images_seen / max(fit.train_seconds, 1e-9), 1) if fit else None,

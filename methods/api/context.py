@@ -22,6 +22,10 @@ class MethodContext:
     `noise_rate_hint` is the run's *nominal* noise ratio (None for real-world noise). Methods that
     the paper lets assume the noise rate is known (Co-teaching's forget rate) read it here, and say
     so; no other method should. `rng`/`generator` are seeded from the run seed so a run reproduces.
+
+    `oracle_transition` is the realised noise's transition matrix (row-normalised clean-by-noisy
+    counts): aggregate knowledge of the clean labels, there only for a method's explicitly named
+    oracle option (forward correction with the true T); a default recipe never reads it.
     """
 
     num_classes: int
@@ -36,6 +40,7 @@ class MethodContext:
     features: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]]
     neighbour_index: Callable[[torch.Tensor], object]
     amp_dtype: torch.dtype | None = None
+    oracle_transition: torch.Tensor | None = None
 
     @property
     def num_train(self) -> int:

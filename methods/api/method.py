@@ -52,11 +52,14 @@ class Diagnostics:
     """Which training samples the method trusts this epoch, and with which labels.
 
     `selected` is a bool mask over the training set; `labels` the labels the method trains with
-    (e.g. SSR's relabelled ones; None = the noisy labels).
+    (e.g. SSR's relabelled ones; None = the noisy labels); `transition` the method's estimate of
+    the noise transition matrix, T[i, j] = P(noisy label j | clean label i) (forward correction's),
+    which the engine compares with the realised one and the record keeps (its last value).
     """
 
     selected: torch.Tensor | None = None
     labels: torch.Tensor | None = None
+    transition: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,19 @@ class Method(ABC):
         """Mixed precision for forward passes and losses (see the module docstring)."""
         return self.ctx.autocast()
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """One optimiser update: zero, backward, step. Call it outside `autocast()`."""
+    def step(
+        self,
+        loss: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        clip_norm: float | None = None,
+    ) -> None:
+        """One optimiser update: zero, backward, (clip the gradient norm,) step. Call it outside
+        `autocast()`."""
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if clip_norm is not None:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, clip_norm)
         optimizer.step()
 
     def train_mode(self, training: bool = True) -> None:

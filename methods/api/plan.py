@@ -39,11 +39,14 @@ class Stream:
 class EpochPlan:
     """The streams of one epoch and how many steps it lasts.
 
-    `steps=None` means one pass over the first stream (len // batch_size, at least 1).
+    `steps=None` means one pass over the first stream (len // batch_size, at least 1). `phase`
+    names the stage of a method whose training has stages (forward correction first trains the
+    network that estimates T, then the corrected one); the engine records it with the epoch.
     """
 
     streams: dict[str, Stream]
     steps: int | None = None
+    phase: str = "train"
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
+from torch.optim.lr_scheduler import LRScheduler
 
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.method import Method, MethodHParams
@@ -28,8 +29,9 @@ class SingleNetworkHParams(MethodHParams):
     """The PreAct-ResNet18 protocol SSR and DivideMix compare against: SGD lr 0.02, momentum 0.9,
     weight decay 5e-4, cosine to lr/50, batch 128, crop+flip, 300 epochs.
 
-    `milestones` are the epochs where `multistep` multiplies the lr by 0.1; `decay_start` is where
-    the `coteaching` schedule starts its linear decay.
+    `milestones` are the epochs where `multistep` multiplies the lr by `gamma`; `decay_start` is
+    where the `coteaching` schedule starts its linear decay; `restart_period` is the cycle of
+    `warm_restarts`. `clip_norm` clips the gradient's global norm before each step (None: never).
     """
 
     epochs: int = Field(300, ge=1)
@@ -37,11 +39,15 @@ class SingleNetworkHParams(MethodHParams):
     optimizer: OptimizerName = "sgd"
     lr: float = Field(0.02, gt=0)
     momentum: float = Field(0.9, ge=0)
+    nesterov: bool = False
     weight_decay: float = Field(5e-4, ge=0)
     schedule: ScheduleName = "cosine"
     eta_min_ratio: float = Field(1 / 50, ge=0)
     decay_start: int = Field(80, ge=0)
     milestones: tuple[int, ...] = ()
+    gamma: float = Field(0.1, gt=0)
+    restart_period: int = Field(10, ge=1)
+    clip_norm: float | None = Field(None, gt=0)
     batch_size: int = Field(128, ge=1)
     view: Literal["weak", "none"] = "weak"
 
@@ -60,17 +66,27 @@ class SingleNetwork(Method):
     def __init__(self, ctx: MethodContext, hp: SingleNetworkHParams) -> None:
         super().__init__(ctx, hp)
         self.net = self.build_network()
-        self.optimizer = make_optimizer(
-            self.net.parameters(), hp.optimizer, hp.lr, hp.momentum, hp.weight_decay
+        self.optimizer, self.schedule = self.optimise(self.net, hp.epochs)
+
+    def optimise(
+        self, net: torch.nn.Module, epochs: int
+    ) -> tuple[torch.optim.Optimizer, LRScheduler]:
+        """The recipe's optimiser and LR schedule over `epochs` for `net`'s parameters."""
+        hp = self.hp
+        optimizer = make_optimizer(
+            net.parameters(), hp.optimizer, hp.lr, hp.momentum, hp.weight_decay, hp.nesterov
         )
-        self.schedule = make_schedule(
-            self.optimizer,
+        schedule = make_schedule(
+            optimizer,
             hp.schedule,
-            hp.epochs,
+            epochs,
             hp.eta_min_ratio,
             milestones=hp.milestones,
             decay_start=hp.decay_start,
+            gamma=hp.gamma,
+            restart_period=hp.restart_period,
         )
+        return optimizer, schedule
 
     @abstractmethod
     def loss(
@@ -92,7 +108,7 @@ class SingleNetwork(Method):
         part = batch["all"]
         with self.autocast():
             loss = self.loss(self.net(part.views[0]), part.labels, part.indices)
-        self.step(loss, self.optimizer)
+        self.step(loss, self.optimizer, self.hp.clip_norm)
         return {"loss": loss.detach()}
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:

@@ -10,10 +10,15 @@ from collections.abc import Iterable
 from typing import Literal
 
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
+    LRScheduler,
+    MultiStepLR,
+)
 
 OptimizerName = Literal["sgd", "adam"]
-ScheduleName = Literal["cosine", "coteaching", "multistep", "constant"]
+ScheduleName = Literal["cosine", "coteaching", "multistep", "warm_restarts", "constant"]
 
 
 def make_optimizer(
@@ -22,10 +27,14 @@ def make_optimizer(
     lr: float,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
+    nesterov: bool = False,
 ) -> torch.optim.Optimizer:
-    """SGD (weight decay on every parameter, as SSR/DivideMix do) or Adam (Co-teaching's)."""
+    """SGD (weight decay on every parameter, as SSR/DivideMix do; Nesterov as SCE's) or Adam
+    (Co-teaching's)."""
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
+        )
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
@@ -76,8 +85,12 @@ def make_schedule(
     eta_min_ratio: float = 1 / 50,
     milestones: tuple[int, ...] = (),
     decay_start: int = 80,
+    gamma: float = 0.1,
+    restart_period: int = 10,
 ) -> LRScheduler:
-    """cosine to lr*eta_min_ratio over `epochs` (SSR), Co-teaching's, multistep x0.1, or flat.
+    """cosine to lr*eta_min_ratio over `epochs` (SSR), Co-teaching's, multistep x`gamma`, cosine
+    with warm restarts every `restart_period` epochs down to lr*eta_min_ratio (ELR's CIFAR-10), or
+    flat.
 
     `epochs` is always the number of epochs trained; for `coteaching` that is the official
     n_epoch - 1 (see `official_coteaching_schedule`).
@@ -88,7 +101,12 @@ def make_schedule(
     if name == "coteaching":
         return official_coteaching_schedule(optimizer, epochs, decay_start)
     if name == "multistep":
-        return MultiStepLR(optimizer, milestones=list(milestones), gamma=0.1)
+        return MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
+    if name == "warm_restarts":
+        base = optimizer.param_groups[0]["lr"]
+        return CosineAnnealingWarmRestarts(
+            optimizer, T_0=restart_period, eta_min=base * eta_min_ratio
+        )
     return MultiStepLR(optimizer, milestones=[], gamma=1.0)
 
 

@@ -74,6 +74,7 @@ class FitResult:
     images_seen: int
     resumed_from: int | None = None
     switches: dict[str, bool] = field(default_factory=dict)
+    estimates: dict[str, list[list[float]]] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -126,17 +127,31 @@ class _Views:
         )
 
 
+def realised_transition(noisy: torch.Tensor, clean: torch.Tensor, classes: int) -> torch.Tensor:
+    """T[i, j] = fraction of clean-class-i samples labelled j (rows of absent classes: identity)."""
+    counts = torch.zeros(classes, classes, device=noisy.device)
+    counts.index_put_((clean, noisy), torch.ones_like(noisy, dtype=counts.dtype), accumulate=True)
+    rows = counts.sum(1, keepdim=True)
+    eye = torch.eye(classes, device=noisy.device)
+    return torch.where(rows > 0, counts / rows.clamp(min=1), eye)
+
+
 def score_diagnostics(
     diag: Diagnostics | None, noisy: torch.Tensor, clean: torch.Tensor
 ) -> dict[str, float]:
-    """Selection precision/recall and relabel accuracy against the clean labels.
+    """Selection precision/recall, relabel accuracy and transition error against the clean labels.
 
     A selected sample counts as correct when the label the method trains it with equals the clean
-    label; recall is over all samples whose (possibly corrected) label is correct.
+    label; recall is over all samples whose (possibly corrected) label is correct. A transition
+    estimate scores its mean absolute entry error against the realised matrix.
     """
     if diag is None:
         return {}
     out: dict[str, torch.Tensor] = {}
+    if diag.transition is not None:
+        estimate = diag.transition.to(noisy.device).float()
+        truth = realised_transition(noisy, clean, estimate.shape[0])
+        out["transition_error"] = (estimate - truth).abs().mean()
     labels = noisy if diag.labels is None else diag.labels.to(noisy.device)
     correct = labels == clean
     if diag.labels is not None:
@@ -249,6 +264,7 @@ class Engine:
                 NeighbourIndex.build, backend=options.neighbour_backend
             ),
             amp_dtype=amp_dtype,
+            oracle_transition=realised_transition(self.noisy, self.clean, dataset.num_classes),
         )
         # The feature pass reads the context's precision when it runs, so the pass and the training
         # steps always share one setting.
@@ -375,6 +391,7 @@ class Engine:
             start, epochs = self._resume(checkpoint, method)
             resumed = start
         train_seconds, seen_total = 0.0, 0
+        estimates: dict[str, list[list[float]]] = {}
         bar = tqdm(
             total=hp.epochs,
             initial=start,
@@ -402,7 +419,10 @@ class Engine:
                 try:
                     acc = self.evaluate(method)
                     t3 = time.perf_counter()
-                    diag = score_diagnostics(method.diagnostics(), self.noisy, self.clean)
+                    found = method.diagnostics()
+                    diag = score_diagnostics(found, self.noisy, self.clean)
+                    if found is not None and found.transition is not None:
+                        estimates["transition"] = found.transition.float().cpu().tolist()
                     method.end_epoch(epoch)
                 except Exception as exc:
                     raise RunFailed(f"{type(exc).__name__}: {exc}", epoch, epochs) from exc
@@ -411,6 +431,7 @@ class Engine:
                 epochs.append(
                     {
                         "epoch": epoch,
+                        "phase": plan.phase,
                         "losses": {k: round(v, 6) for k, v in losses.items()},
                         "test_acc": acc,
                         "diagnostics": diag,
@@ -437,7 +458,13 @@ class Engine:
         finally:
             bar.close()
         return FitResult(
-            epochs, method.scored_network, train_seconds, seen_total, resumed, dict(self.switches)
+            epochs,
+            method.scored_network,
+            train_seconds,
+            seen_total,
+            resumed,
+            dict(self.switches),
+            estimates,
         )
 
     def _sync(self) -> None:
