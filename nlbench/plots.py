@@ -1,4 +1,5 @@
-"""The report's figures: accuracy vs noise, per-epoch curves, and selection diagnostics.
+"""The report's figures: accuracy vs noise, per-epoch curves, selection diagnostics, and the
+noise transition matrices a method estimated beside the realised ones.
 
 Figures are built with matplotlib's object API (`Figure`, saved through the Agg canvas) rather
 than pyplot, so reports need no display, set no global backend, and leak no open figures when a
@@ -13,10 +14,11 @@ import math
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-PREFIXES = ("acc_vs_noise_", "curves_", "diagnostics_")
+PREFIXES = ("acc_vs_noise_", "curves_", "diagnostics_", "transition_")
 DIAGNOSTIC_ORDER = (
     "selection_precision",
     "selection_recall",
@@ -44,6 +46,7 @@ def group_plots(
         acc_vs_noise(runs, colours, title, plot_dir / f"acc_vs_noise_{slug}.png"),
         curves(epochs, colours, title, plot_dir / f"curves_{slug}.png"),
         diagnostics(epochs, colours, title, plot_dir / f"diagnostics_{slug}.png"),
+        transitions(runs, title, plot_dir / f"transition_{slug}.png"),
     ]
     return [path for path in written if path is not None]
 
@@ -131,6 +134,49 @@ def diagnostics(
     _title(fig, f"{title}: method diagnostics per epoch (mean over seeds)")
     fig.savefig(path, dpi=DPI)
     return path
+
+
+def transitions(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
+    """Heat-maps of the estimated noise transition matrix T[clean, noisy] (mean over seeds) of
+    every method that estimates one, under the realised T of the same noise column.
+
+    One column of subplots per noise column; the first row is the realised T, one row per
+    estimating method below it, titled with its mean absolute error. Skipped when no run of the
+    group estimated T.
+    """
+    estimating = runs[runs["transition_estimate"].notna()]
+    if estimating.empty:
+        return None
+    rows = sorted(estimating["row"].unique())
+    columns = list(estimating.sort_values("column_rank")["column"].unique())
+    fig = _figure(len(rows) + 1, len(columns) * 0.9)
+    grid = fig.subplots(len(rows) + 1, len(columns), squeeze=False)
+    image = None
+    for j, column in enumerate(columns):
+        here = estimating[estimating["column"] == column]
+        truth = np.mean(np.array(here["transition_true"].tolist(), dtype=float), axis=0)
+        image = _heat_map(grid[0, j], truth, f"realised T, noise {column}")
+        for i, row in enumerate(rows, start=1):
+            mine = here[here["row"] == row]["transition_estimate"].tolist()
+            ax = grid[i, j]
+            if not mine:
+                ax.set_axis_off()
+                continue
+            estimate = np.mean(np.array(mine, dtype=float), axis=0)
+            error = float(np.abs(estimate - truth).mean())
+            _heat_map(ax, estimate, f"{row}: estimated T\n(mean |error| {error:.3f})")
+    fig.colorbar(image, ax=list(grid.flat), shrink=0.6, label="P(noisy label | clean label)")
+    _title(fig, f"{title}: noise transition matrices (rows: clean class; mean over seeds)")
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _heat_map(ax, matrix: np.ndarray, title: str):
+    image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
+    ax.set_title(title, fontsize="medium")
+    ax.set_xlabel("noisy label")
+    ax.set_ylabel("clean label")
+    return image
 
 
 def _columns(epochs: pd.DataFrame) -> list[str]:

@@ -54,6 +54,8 @@ RUN_COLUMNS = [
     "majority_flips",
     "classes",
     "scored_network",
+    "transition_estimate",
+    "transition_true",
     *(metric for metric, _ in METRICS),
 ]
 
@@ -146,6 +148,8 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
                 "majority_flips": len(majority_flips(rec.noise.transition_counts)),
                 "classes": len(rec.noise.transition_counts),
                 "scored_network": rec.scored_network,
+                "transition_estimate": rec.estimates.get("transition"),
+                "transition_true": _row_normalised(rec.noise.transition_counts),
                 **{metric: final.get(metric) for metric, _ in METRICS},
             }
         )
@@ -167,6 +171,11 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
     labels = list(dict.fromkeys(p.column for p in order))
     frame["column_rank"] = frame["column"].map({label: i for i, label in enumerate(labels)})
     return frame
+
+
+def _row_normalised(counts: list[list[int]]) -> list[list[float]]:
+    """Transition counts (rows = clean class) as the realised T; an empty row stays zero."""
+    return [[c / max(1, sum(row)) for c in row] for row in counts]
 
 
 def recipe_labels(runs: pd.DataFrame) -> pd.Series:
@@ -228,6 +237,8 @@ def long_form(records: list[Record]) -> pd.DataFrame:
                 "suite": rec.suite,
                 "status": rec.status,
                 "scored_network": rec.scored_network,
+                "transition_estimate": rec.estimates.get("transition"),
+                "transition_true": _row_normalised(rec.noise.transition_counts),
                 "spec": rec.spec.model_dump(exclude_none=True),
                 "final": rec.final.model_dump() if rec.final else {},
                 "failure": rec.failure.model_dump() if rec.failure else {},
