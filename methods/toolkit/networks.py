@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from nlbench.errors import ConfigError, did_you_mean
 from nlbench.methods.toolkit.feature_net import FeatureNet, scaled
+from nlbench.methods.toolkit.loss_paper_nets import resnet_cifar, sce_cnn
 from nlbench.methods.toolkit.paper_cnns import cnn6, cnn9, cnn_small, mlpnet
 
 
@@ -222,6 +223,10 @@ NETWORKS: dict[str, NetworkEntry] = {
     "cnn6": NetworkEntry(cnn6, "the 6-conv CNN of Co-teaching+ (CIFAR-100) and JoCoR (CIFAR)"),
     "cnn_small": NetworkEntry(cnn_small, "Co-teaching+'s CIFAR-10 LeNet (conv6-conv16-120-84)"),
     "mlpnet": NetworkEntry(mlpnet, "Co-teaching+'s and JoCoR's MNIST MLP (one 256-unit layer)"),
+    "sce_cnn": NetworkEntry(sce_cnn, "SCE's 8-layer CIFAR-10 CNN (64/128/196, FC 256)"),
+    "resnet_cifar": NetworkEntry(
+        resnet_cifar, "Patrini et al.'s Keras CIFAR ResNet, 2 + 6n layers (option depth, 32)"
+    ),
 }
 
 

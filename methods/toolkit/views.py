@@ -14,8 +14,12 @@ batch; `make_view` normalises its output. Built in (as SSR's main_cifar.py l.195
 * "strong": the weak augmentation, then CIFAR-10 AutoAugment (`autoaugment.cifar10_autoaugment`),
   one sub-policy per image. It also runs on one-channel images, with PIL's "L"-image semantics.
 
-A method that needs another view registers it (`@register_view("mine")`) and names it in its
-streams.
+* "autoaugment_cutout": SOP's second view (its `data_loader/data_loaders.py`): AutoAugment first,
+  then the weak augmentation, normalisation, and Cutout of one square of half the image side
+  (16x16 on CIFAR) after normalisation (`cutout`), so the cut square is 0 in normalised units.
+
+A method that needs another view registers it (`@register_view("mine")`, with an optional step
+on the normalised images) and names it in its streams.
 """
 
 from __future__ import annotations
@@ -55,19 +59,46 @@ AUGMENTS: dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
 """A dataset's weak augmentation, by the name its loader gives (`Dataset.augment`)."""
 
 ViewFn = Callable[[Tensor, str, torch.Generator], Tensor]
+PostFn = Callable[[Tensor, torch.Generator], Tensor]
 VIEWS: dict[str, ViewFn] = {}
+AFTER_NORMALISE: dict[str, PostFn] = {}
 
 
-def register_view(name: str) -> Callable[[ViewFn], ViewFn]:
-    """Decorator: make `fn(images_uint8, augment, generator) -> images_uint8` the view `name`."""
+def register_view(name: str, after_normalise: PostFn | None = None) -> Callable[[ViewFn], ViewFn]:
+    """Decorator: make `fn(images_uint8, augment, generator) -> images_uint8` the view `name`;
+    `after_normalise(images_float, generator)`, when given, runs on its normalised output."""
 
     def wrap(fn: ViewFn) -> ViewFn:
         if name in VIEWS and VIEWS[name] is not fn:
             raise ValueError(f"view '{name}' is registered twice")
         VIEWS[name] = fn
+        if after_normalise is not None:
+            AFTER_NORMALISE[name] = after_normalise
         return fn
 
     return wrap
+
+
+def cutout(images: Tensor, generator: torch.Generator, length: int | None = None) -> Tensor:
+    """Cutout (DeVries & Taylor 2017) with one hole per image: a `length`-square centred on a
+    uniformly drawn pixel, clipped at the borders, multiplied by 0. `length` None is half the
+    image side: SOP's 16 on 32x32 CIFAR, 4 on 8x8 digits (16 would erase them whole)."""
+    b, _, h, w = images.shape
+    length = length or h // 2
+    centre = torch.stack(
+        [torch.randint(h, (b,), generator=generator), torch.randint(w, (b,), generator=generator)]
+    ).to(images.device)
+    rows = torch.arange(h, device=images.device)
+    cols = torch.arange(w, device=images.device)
+    half = length // 2
+    inside_rows = (rows >= (centre[0, :, None] - half).clamp(0, h)) & (
+        rows < (centre[0, :, None] + half).clamp(0, h)
+    )
+    inside_cols = (cols >= (centre[1, :, None] - half).clamp(0, w)) & (
+        cols < (centre[1, :, None] + half).clamp(0, w)
+    )
+    hole = inside_rows[:, :, None] & inside_cols[:, None, :]
+    return images * (~hole)[:, None].to(images.dtype)
 
 
 @register_view("none")
@@ -86,6 +117,11 @@ def weak_view(images: Tensor, augment: str, generator: torch.Generator) -> Tenso
 @register_view("strong")
 def strong_view(images: Tensor, augment: str, generator: torch.Generator) -> Tensor:
     return cifar10_autoaugment(weak_view(images, augment, generator), generator)
+
+
+@register_view("autoaugment_cutout", after_normalise=cutout)
+def autoaugment_then_weak(images: Tensor, augment: str, generator: torch.Generator) -> Tensor:
+    return weak_view(cifar10_autoaugment(images, generator), augment, generator)
 
 
 def normalise(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
@@ -114,4 +150,6 @@ def make_view(
             f"unknown view '{view}'{did_you_mean(view, VIEWS)}; registered: {', '.join(VIEWS)}"
         )
     out = normalise(VIEWS[view](images_uint8, augment, generator), mean, std)
+    if view in AFTER_NORMALISE:
+        out = AFTER_NORMALISE[view](out, generator)
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out
