@@ -1,0 +1,164 @@
+"""The six loss- and regularisation-based methods inside the engine: forward correction's two
+stages, what each method keeps per sample, their diagnostics, and the report's T heat-map.
+
+Tiny synthetic data (4 classes, 8x8) and an MLP: these check behaviour, not accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nlbench.data.datasets import load_dataset
+from nlbench.data.noise import apply_noise
+from nlbench.engine import Engine, EngineOptions
+from nlbench.methods.api.plan import StreamBatch
+from nlbench.methods.elr import ELR
+from nlbench.methods.forward import ForwardCorrection
+from nlbench.methods.mixup import MixUp
+from nlbench.methods.sop import SOP
+from nlbench.methods.toolkit.views import cutout
+
+
+def engine(model: str = "pairflip", ratio: float = 0.3, n_train: int = 96) -> Engine:
+    data = load_dataset("synthetic", n_train=n_train, n_test=32, num_classes=4, size=8)
+    noisy = apply_noise(model, data, ratio, seed=0)
+    return Engine(data, noisy, 0, torch.device("cpu"), EngineOptions(progress=False),
+                  noise_rate_hint=ratio, noise_model=model)  # fmt: skip
+
+
+SMALL = {"network": "mlp", "batch_size": 16, "lr": 0.05}
+
+
+def test_forward_estimates_t_after_its_first_stage_then_trains_a_fresh_network():
+    eng = engine()
+    fit = eng.fit(ForwardCorrection, {**SMALL, "epochs": 4})
+    assert [e["phase"] for e in fit.epochs] == ["estimate", "estimate", "correct", "correct"]
+    t_hat = np.array(fit.estimates["transition"])
+    assert t_hat.shape == (4, 4)
+    np.testing.assert_allclose(t_hat.sum(axis=1), 1.0, atol=1e-6)
+    errors = [e["diagnostics"].get("transition_error") for e in fit.epochs]
+    assert errors[:2] == [None, None] and all(0 <= e <= 1 for e in errors[2:])
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")  # schedules stepped without training
+def test_forward_stages_have_their_own_networks_and_schedules():
+    eng = engine()
+    hp = ForwardCorrection.HParams(**SMALL, epochs=4, schedule="multistep", milestones=(1,))
+    method = ForwardCorrection(eng.ctx, hp)
+    assert method.estimator is not method.net
+    assert not torch.equal(method.estimator.classifier.weight, method.net.classifier.weight)
+    for epoch in range(2):
+        method.begin_epoch(epoch)
+        method.end_epoch(epoch)
+    assert method.estimator_optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+    assert method.optimizer.param_groups[0]["lr"] == 0.05  # stage 2's schedule has not started
+    assert method.transition is None
+    plan = method.begin_epoch(2)
+    assert plan.phase == "correct" and method.transition is not None
+    state = method.state_dict()
+    fresh = ForwardCorrection(eng.ctx, hp)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.transition, method.transition)  # a resumed stage 2 keeps its T
+
+
+def test_forward_with_the_true_transition_is_an_oracle_with_one_stage():
+    eng = engine()
+    fit = eng.fit(ForwardCorrection, {**SMALL, "epochs": 2, "true_transition": True})
+    assert [e["phase"] for e in fit.epochs] == ["correct", "correct"]
+    assert all(e["diagnostics"]["transition_error"] < 1e-6 for e in fit.epochs)
+
+
+@pytest.mark.parametrize(
+    ("hparams", "words"),
+    [
+        ({"epochs": 4, "estimate_epochs": 4}, "between 1 and epochs - 1"),
+        ({"epochs": 4, "true_transition": True, "estimate_epochs": 2}, "needs no estimation"),
+    ],
+)
+def test_forward_refuses_stages_that_cannot_work(hparams, words):
+    with pytest.raises(ValueError, match=words):
+        ForwardCorrection.HParams(**SMALL, **hparams)
+
+
+def test_elr_keeps_per_sample_targets_and_reports_their_agreement_with_clean_labels():
+    eng = engine()
+    fit = eng.fit(ELR, {**SMALL, "epochs": 2})
+    assert all("relabel_accuracy" in e["diagnostics"] for e in fit.epochs)
+    method = ELR(eng.ctx, ELR.HParams(**SMALL, epochs=2))
+    assert torch.count_nonzero(method.targets) == 0
+    method.begin_epoch(0)
+    labels = eng.noisy[:16]
+    loss = method.loss(method.net(eng.views.make(eng.views.x_train[:16], "none")), labels,
+                       torch.arange(16))  # fmt: skip
+    assert torch.isfinite(loss)
+    assert torch.count_nonzero(method.targets[:16].sum(1)) == 16
+    assert torch.count_nonzero(method.targets[16:]) == 0
+    assert torch.equal(method.state_dict()["_extra"]["targets"], method.targets)
+
+
+def test_sop_draws_its_second_view_only_with_the_consistency_term_and_moves_only_batch_rows():
+    eng = engine()
+    two = SOP(eng.ctx, SOP.HParams(**SMALL, epochs=1))
+    assert two.begin_epoch(0).streams["all"].views == ("weak", "autoaugment_cutout")
+    one = SOP(eng.ctx, SOP.HParams(**SMALL, epochs=1, ratio_consistency=0.0))
+    assert one.begin_epoch(0).streams["all"].views == ("weak",)
+    u0, v0 = two.noise.u.detach().clone(), two.noise.v.detach().clone()
+    ids = torch.arange(8, 24)
+    images = eng.views.x_train[ids]
+    views = [eng.views.make(images, "weak"), eng.views.make(images, "autoaugment_cutout")]
+    two.train_step({"all": StreamBatch(ids, eng.noisy[ids], views)})
+    moved = (two.noise.u.detach() != u0).any(1) | (two.noise.v.detach() != v0).any(1)
+    assert moved[ids].all() and not moved[:8].any() and not moved[24:].any()
+
+
+def test_sop_flags_samples_whose_estimated_label_noise_is_large():
+    eng = engine()
+    method = SOP(eng.ctx, SOP.HParams(**SMALL, epochs=1))
+    with torch.no_grad():
+        method.noise.u[:10] = 0.9  # u^2 = 0.81 > 0.5
+    diag = method.diagnostics()
+    assert not diag.selected[:10].any() and diag.selected[10:].all()
+
+
+def test_mixup_with_alpha_zero_is_cross_entropy():
+    eng = engine()
+    method = MixUp(eng.ctx, MixUp.HParams(**SMALL, epochs=1, alpha=0.0))
+    ids = torch.arange(16)
+    view = eng.views.make(eng.views.x_train[ids], "none")
+    expected = F.cross_entropy(method.net(view), eng.noisy[ids])
+    losses = method.train_step({"all": StreamBatch(ids, eng.noisy[ids], [view])})
+    assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_cutout_zeroes_one_square_of_half_the_side_per_image():
+    images = torch.ones(64, 3, 8, 8)
+    out = cutout(images, torch.Generator().manual_seed(0))
+    holes = (out[:, 0] == 0).sum(dim=(1, 2))
+    assert holes.max() == 16 and holes.min() >= 4  # 4x4, clipped to 2x2 at worst in a corner
+    assert torch.equal(out[:, 0] == 0, out[:, 2] == 0)  # the same square in every channel
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "count"),
+    [
+        ("sce_cnn", {}, 1_639_794),  # SCELoss-Reproduce model.py SCEModel, counted in PyTorch
+        ("resnet_cifar", {"depth": 32}, 467_946),  # loss-correction resnet.py, Keras trainable
+        ("resnet_cifar", {"depth": 44}, 662_826),
+    ],
+)
+def test_paper_networks_have_the_official_models_parameter_counts(name, options, count):
+    from nlbench.methods.toolkit.networks import build_network
+
+    net = build_network(name, 10, 3, 32, **options)
+    assert sum(p.numel() for p in net.parameters()) == count
+
+
+def test_resnet_cifar_refuses_a_depth_that_is_not_2_plus_6n():
+    from nlbench.errors import ConfigError
+    from nlbench.methods.toolkit.networks import build_network
+
+    with pytest.raises(ConfigError, match="2 \\+ 6n"):
+        build_network("resnet_cifar", 10, 3, 32, depth=30)
