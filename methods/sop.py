@@ -85,7 +85,8 @@ class SOP(SingleNetwork):
     normalises view 2 with CIFAR-10 statistics; here both views use the dataset's own.
 
     Diagnostics: a sample is flagged noisy when its estimated noise on the label, clamp(u_i^2, 0,
-    1), exceeds `noise_threshold`; the trusted (unflagged) set is scored against the clean labels.
+    1), exceeds `noise_threshold`; the flagged set is scored as noise detection and the trusted
+    (unflagged) one as a selection, against the clean labels.
     """
 
     class HParams(SingleNetworkHParams):
@@ -162,5 +163,5 @@ class SOP(SingleNetwork):
 
     @torch.no_grad()
     def diagnostics(self) -> Diagnostics:
-        estimated = self.noise.u.squeeze(1).pow(2).clamp(0, 1)
-        return Diagnostics(selected=estimated <= self.hp.noise_threshold)
+        flagged = self.noise.u.squeeze(1).pow(2).clamp(0, 1) > self.hp.noise_threshold
+        return Diagnostics(selected=~flagged, flagged=flagged)

@@ -24,6 +24,10 @@ DIAGNOSTIC_ORDER = (
     "selection_recall",
     "fraction_selected",
     "relabel_accuracy",
+    "detection_precision",
+    "detection_recall",
+    "fraction_flagged",
+    "transition_error",
 )
 DPI = 100
 

@@ -52,13 +52,16 @@ class Diagnostics:
     """Which training samples the method trusts this epoch, and with which labels.
 
     `selected` is a bool mask over the training set; `labels` the labels the method trains with
-    (e.g. SSR's relabelled ones; None = the noisy labels); `transition` the method's estimate of
-    the noise transition matrix, T[i, j] = P(noisy label j | clean label i) (forward correction's),
-    which the engine compares with the realised one and the record keeps (its last value).
+    (e.g. SSR's relabelled ones; None = the noisy labels); `flagged` a bool mask of the samples
+    the method believes mislabelled (scored as noise detection against the truly mislabelled
+    ones); `transition` the method's estimate of the noise transition matrix,
+    T[i, j] = P(noisy label j | clean label i), which the engine compares with the realised one
+    and the record keeps (its last value).
     """
 
     selected: torch.Tensor | None = None
     labels: torch.Tensor | None = None
+    flagged: torch.Tensor | None = None
     transition: torch.Tensor | None = None
 
 

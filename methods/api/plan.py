@@ -42,11 +42,23 @@ class EpochPlan:
     `steps=None` means one pass over the first stream (len // batch_size, at least 1). `phase`
     names the stage of a method whose training has stages (forward correction first trains the
     network that estimates T, then the corrected one); the engine records it with the epoch.
+    `followed_by` is a second pass in the same epoch, run after this one's steps with its own
+    streams (DivideMix trains network 1 for a pass on its split, then network 2 on the other);
+    the batches a step gets name the streams of the pass they come from.
     """
 
     streams: dict[str, Stream]
     steps: int | None = None
     phase: str = "train"
+    followed_by: EpochPlan | None = None
+
+    def passes(self) -> list[EpochPlan]:
+        """This plan and every plan that follows it, in order."""
+        chain, plan = [], self
+        while plan is not None:
+            chain.append(plan)
+            plan = plan.followed_by
+        return chain
 
 
 @dataclass

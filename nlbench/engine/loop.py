@@ -142,12 +142,21 @@ def score_diagnostics(
     """Selection precision/recall, relabel accuracy and transition error against the clean labels.
 
     A selected sample counts as correct when the label the method trains it with equals the clean
-    label; recall is over all samples whose (possibly corrected) label is correct. A transition
-    estimate scores its mean absolute entry error against the realised matrix.
+    label; recall is over all samples whose (possibly corrected) label is correct. Flagged samples
+    score noise detection: precision = flagged and truly mislabelled / flagged, recall = flagged
+    and truly mislabelled / truly mislabelled. A transition estimate scores its mean absolute
+    entry error against the realised matrix.
     """
     if diag is None:
         return {}
     out: dict[str, torch.Tensor] = {}
+    if diag.flagged is not None:
+        flagged = diag.flagged.to(noisy.device).bool()
+        wrong = noisy != clean
+        caught = (flagged & wrong).sum().float()
+        out["fraction_flagged"] = flagged.float().mean()
+        out["detection_precision"] = caught / flagged.sum().clamp(min=1)
+        out["detection_recall"] = caught / wrong.sum().clamp(min=1)
     if diag.transition is not None:
         estimate = diag.transition.to(noisy.device).float()
         truth = realised_transition(noisy, clean, estimate.shape[0])
@@ -287,12 +296,25 @@ class Engine:
         return round(100.0 * float(correct) / len(self.y_test), 4)
 
     def _train_epoch(self, method: Method, plan: EpochPlan) -> tuple[dict[str, float], int]:
+        """Every pass of the epoch's plan in order; each loss is averaged over the steps that
+        reported it."""
+        totals: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        seen = sum(self._train_pass(method, one, totals, counts) for one in plan.passes())
+        return {k: float(v) / counts[k] for k, v in totals.items()}, seen
+
+    def _train_pass(
+        self,
+        method: Method,
+        plan: EpochPlan,
+        totals: dict[str, torch.Tensor],
+        counts: dict[str, int],
+    ) -> int:
         samplers = {
             name: StreamSampler(s, self.dataset.num_classes, self.sample_gen)
             for name, s in plan.streams.items()
         }
         steps = plan.steps or next(iter(samplers.values())).batches_per_pass
-        totals: dict[str, torch.Tensor] = {}
         seen = 0
         for _ in range(steps):
             ids = {name: sampler.next_ids().to(self.device) for name, sampler in samplers.items()}
@@ -305,7 +327,8 @@ class Engine:
             losses = method.train_step(batch)
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0) + value.detach().float()
-        return {k: float(v) / steps for k, v in totals.items()}, seen
+                counts[key] = counts.get(key, 0) + 1
+        return seen
 
     def _build_views(
         self, plan: EpochPlan, ids: dict[str, torch.Tensor]
