@@ -162,3 +162,63 @@ def test_resnet_cifar_refuses_a_depth_that_is_not_2_plus_6n():
 
     with pytest.raises(ConfigError, match="2 \\+ 6n"):
         build_network("resnet_cifar", 10, 3, 32, depth=30)
+
+
+def test_dividemix_warms_up_both_networks_then_trains_each_on_its_peers_split():
+    from nlbench.methods.dividemix import DivideMix
+
+    eng = engine(model="sym", ratio=0.5, n_train=128)
+    hp = {**SMALL, "epochs": 3, "warm_up": 1, "batch_size": 16, "warmup_batch_size": 32}
+    fit = eng.fit(DivideMix, hp)
+    assert [e["phase"] for e in fit.epochs] == ["warmup", "train", "train"]
+    assert set(fit.epochs[0]["losses"]) == {"warmup_loss_1", "warmup_loss_2"}
+    assert set(fit.epochs[1]["losses"]) == {"loss_x_1", "loss_u_1", "loss_x_2", "loss_u_2"}
+    assert fit.epochs[0]["diagnostics"] == {}
+    assert {"detection_precision", "selection_precision"} <= set(fit.epochs[2]["diagnostics"])
+    method = DivideMix(eng.ctx, DivideMix.HParams(**hp))
+    method.begin_epoch(0)
+    plan = method.begin_epoch(1)
+    first, second = plan.passes()
+    assert set(first.streams) == {"labelled_0", "unlabelled_0"}
+    assert set(second.streams) == {"labelled_1", "unlabelled_1"}
+    labelled_0 = set(first.streams["labelled_0"].indices.tolist())
+    assert labelled_0 == set((method.clean_prob[1] > 0.5).nonzero().squeeze(1).tolist())
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")  # schedules stepped without training
+def test_confident_learning_predicts_each_fold_out_of_sample_and_retrains_on_what_cleanlab_keeps():
+    from nlbench.methods.confident_learning import ConfidentLearning, label_issues
+
+    eng = engine(model="sym", ratio=0.5, n_train=160)
+    hp = ConfidentLearning.HParams(**SMALL, epochs=9, folds=3)  # stages of 2, 2, 2, then 3 epochs
+    method = ConfidentLearning(eng.ctx, hp)
+    assert torch.bincount(method.fold).tolist() == [54, 53, 53]
+    phases = []
+    for epoch in range(9):
+        plan = method.begin_epoch(epoch)
+        phases.append(plan.phase)
+        ids = plan.streams["all"].indices
+        if epoch < 6:  # a fold's network never trains on its own fold
+            assert not (method.fold[ids] == epoch // 2).any()
+        method.end_epoch(epoch)
+    assert phases == ["fold_1", "fold_1", "fold_2", "fold_2", "fold_3", "fold_3"] + ["retrain"] * 3
+    assert torch.allclose(method.pred_probs.sum(1), torch.ones(160))
+    expected = ~label_issues(eng.noisy.numpy(), method.pred_probs.numpy(), "prune_by_noise_rate")
+    assert torch.equal(method.keep, torch.from_numpy(expected))
+    assert set(ids.tolist()) == set(np.flatnonzero(expected).tolist())
+    assert method.diagnostics().transition.shape == (4, 4)
+
+
+def test_confident_learnings_kept_set_is_cleanlabs_own_on_a_fixed_probability_matrix():
+    """The differential test the method allows: it adds no confident-joint code, so its kept set
+    must be exactly cleanlab's for every pruning rule."""
+    from cleanlab.filter import find_label_issues
+
+    from nlbench.methods.confident_learning import label_issues
+
+    probs = np.abs(np.sin(np.arange(600).reshape(150, 4) * 0.77)) + 0.05
+    probs /= probs.sum(1, keepdims=True)
+    labels = np.arange(150) % 4
+    for rule in ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"):
+        ours = label_issues(labels, probs, rule)
+        assert ours.any() and np.array_equal(ours, find_label_issues(labels, probs, filter_by=rule))

@@ -16,6 +16,14 @@ import pytest
 import torch
 
 from nlbench.methods.bootstrap import bootstrap_loss
+from nlbench.methods.dividemix import (
+    clean_probability,
+    co_guess,
+    linear_rampup,
+    mixmatch_loss,
+    refine_labels,
+    warmup_loss,
+)
 from nlbench.methods.elr import elr_loss
 from nlbench.methods.forward import estimate_transition, forward_loss
 from nlbench.methods.mixup import mix, mixup_loss
@@ -171,3 +179,50 @@ def test_sop_loss_and_uv_step_equal_official(case, consistency, balance):
     _close(noise.v[INDICES], ref["v_after_step_at_INDICES"])
     untouched = np.setdiff1d(np.arange(T.N_TRAIN), T.INDICES)
     _close(noise.u[untouched], T.U0[untouched], 0.0)
+
+
+def test_dividemix_mixmatch_step_equals_official():
+    """Co-refinement, co-guessing, mixing and the loss of one official `train()` iteration."""
+    ref = GOLDEN["dividemix"]
+    w1, w2 = _t(T.W1, grad=True), _t(T.W2)
+    x1, x2, u1, u2 = (_t(a) for a in (T.X1, T.X2, T.U1, T.U2))
+    labels = torch.tensor(T.DM_LABELS)
+    onehot = torch.nn.functional.one_hot(labels, T.C).double()
+    with torch.no_grad():
+        targets_u = co_guess([u1 @ w1, u2 @ w1, u1 @ w2, u2 @ w2], 0.5)
+        targets_x = refine_labels(x1 @ w1, x2 @ w1, onehot, _t(T.W_X), 0.5)
+    _close(targets_x, ref["targets_x"])
+    _close(targets_u, ref["targets_u"])
+    lam = max(T.LAM_RAW, 1 - T.LAM_RAW)
+    assert lam == ref["lam"]
+    perm = torch.tensor(T.DM_PERM)
+    inputs = torch.cat([x1, x2, u1, u2])
+    targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
+    mixed_input = lam * inputs + (1 - lam) * inputs[perm]
+    mixed_target = lam * targets + (1 - lam) * targets[perm]
+    _close(mixed_input, ref["mixed_input"])
+    _close(mixed_target, ref["mixed_target"])
+    lamb = linear_rampup(15 + 3 / 10, 10, 25.0)
+    _close(lamb, ref["lamb"], 1e-12)
+    loss, lx, lu = mixmatch_loss(mixed_input @ w1, mixed_target, 2 * T.B, lamb)
+    _close(lx, ref["Lx"])
+    _close(lu, ref["Lu"])
+    _close(loss, ref["loss"])
+    loss.backward()
+    _close(w1.grad, ref["grad_W1"])
+
+
+@pytest.mark.parametrize("asym", [False, True])
+def test_dividemix_warmup_equals_official(asym):
+    w1 = _t(T.W1, grad=True)
+    loss = warmup_loss(_t(T.X1) @ w1, torch.tensor(T.DM_LABELS), entropy_penalty=asym)
+    _close(loss, GOLDEN["dividemix"]["warmup_asym" if asym else "warmup_sym"]["loss"])
+    if asym:
+        loss.backward()
+        _close(w1.grad, GOLDEN["dividemix"]["warmup_asym"]["grad_W1"])
+
+
+def test_dividemix_gmm_split_equals_official():
+    prob = clean_probability(T.LOSSES, seed=0)
+    _close(prob, GOLDEN["dividemix"]["gmm_prob"])
+    assert (prob > 0.5).sum() == 210

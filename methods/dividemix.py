@@ -1,0 +1,276 @@
+"""DivideMix (Li, Socher & Hoi, ICLR 2020): two networks, each splitting the training set for the
+other into a clean labelled part and an unlabelled part with a two-component GMM on per-sample
+losses, then MixMatch on the split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from sklearn.mixture import GaussianMixture
+
+from nlbench.methods.api import (
+    Batch,
+    Diagnostics,
+    EpochPlan,
+    Method,
+    MethodContext,
+    MethodHParams,
+    Stream,
+    register,
+)
+from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
+
+
+def clean_probability(losses: np.ndarray, seed: int | None = None) -> np.ndarray:
+    """P(clean) per sample: the posterior of the low-mean component of a two-component GMM fitted
+    to the losses min-max normalised to [0, 1] (`Train_cifar.py` l.175-190: max_iter 10, tol
+    1e-2, reg_covar 5e-4). `seed` fixes the k-means initialisation the official code leaves to
+    numpy's global generator."""
+    scaled = (losses - losses.min()) / max(float(losses.max() - losses.min()), 1e-12)
+    gmm = GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=seed)
+    gmm.fit(scaled.reshape(-1, 1))
+    return gmm.predict_proba(scaled.reshape(-1, 1))[:, gmm.means_.argmin()]
+
+
+def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """p^(1/T), rows renormalised."""
+    p = p.pow(1 / temperature)
+    return p / p.sum(dim=1, keepdim=True)
+
+
+def refine_labels(
+    logits_x1: torch.Tensor,
+    logits_x2: torch.Tensor,
+    onehot: torch.Tensor,
+    w_x: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """Label co-refinement (l.76-81): sharpen(w_x y + (1 - w_x) mean of the trained network's
+    softmax on the two views), w_x the peer's clean probability."""
+    px = (logits_x1.softmax(dim=1) + logits_x2.softmax(dim=1)) / 2
+    return sharpen(w_x[:, None] * onehot + (1 - w_x[:, None]) * px, temperature)
+
+
+def co_guess(unlabelled_logits: list[torch.Tensor], temperature: float) -> torch.Tensor:
+    """Co-guessing (l.66-73): sharpen the mean softmax of both networks on both views."""
+    return sharpen(sum(z.softmax(dim=1) for z in unlabelled_logits) / len(unlabelled_logits),
+                   temperature)  # fmt: skip
+
+
+def linear_rampup(current: float, warm_up: int, lambda_u: float, length: int = 16) -> float:
+    """lambda_u * clip((current - warm_up) / 16, 0, 1) (l.192-194)."""
+    return lambda_u * float(np.clip((current - warm_up) / length, 0.0, 1.0))
+
+
+def mixmatch_loss(
+    logits: torch.Tensor, mixed_target: torch.Tensor, labelled: int, lamb: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, Lx, Lu) on the mixed batch (l.101-117, SemiLoss l.196-203): soft CE on the first
+    `labelled` rows, squared error of the probabilities on the rest, weight `lamb`, plus the
+    uniform-prior penalty sum_k (1/C) log((1/C) / mean_batch p_k)."""
+    lx = -(F.log_softmax(logits[:labelled], dim=1) * mixed_target[:labelled]).sum(dim=1).mean()
+    lu = (logits[labelled:].softmax(dim=1) - mixed_target[labelled:]).pow(2).mean()
+    prior = torch.full((logits.shape[1],), 1 / logits.shape[1], dtype=logits.dtype,
+                       device=logits.device)  # fmt: skip
+    penalty = (prior * (prior / logits.softmax(dim=1).mean(dim=0)).log()).sum()
+    return lx + lamb * lu + penalty, lx, lu
+
+
+def warmup_loss(logits: torch.Tensor, labels: torch.Tensor, entropy_penalty: bool) -> torch.Tensor:
+    """CE, plus the negative-entropy penalty mean sum_k p_k log p_k for asymmetric noise
+    (`warmup` l.124-138, `NegEntropy` l.205-208)."""
+    loss = F.cross_entropy(logits, labels)
+    if entropy_penalty:
+        p = logits.softmax(dim=1)
+        loss = loss + (p * p.clamp(min=1e-12).log()).sum(dim=1).mean()
+    return loss
+
+
+@register("dividemix")
+class DivideMix(Method):
+    """DivideMix as LiJunnan1992/DivideMix `Train_cifar.py` runs it on CIFAR.
+
+    Warm-up (10 epochs; CIFAR-100 suites set 30): each network in turn, one pass of CE over all
+    samples in batches of 128, plus the negative-entropy penalty under asymmetric noise. Then every
+    epoch: each network scores every training image without augmentation (per-sample CE against
+    the noisy labels), the GMM gives clean probabilities (`clean_probability`; with
+    `loss_history` 5, the mean of the last 5 epochs' normalised losses, as the official code does
+    at 90 % noise), and each network trains one pass on the split its peer made: samples with
+    p > p_threshold labelled (weight w_x = p), the rest unlabelled (cycled), batches of 64 and
+    two weak views each, co-refinement, co-guessing, sharpening T 0.5, mixup with
+    lambda ~ Beta(4, 4), lambda = max(lambda, 1 - lambda), lambda_u ramped over 16 epochs after
+    warm-up, and the uniform-prior penalty. The peer is in eval mode while one network trains
+    (l.43-44). Two PreAct ResNet-18s, SGD lr 0.02, momentum 0.9, weight decay 5e-4, lr /10 from
+    epoch 150, 300 epochs; the test score is the argmax of the sum of both networks' logits
+    (l.155). lambda_u and p_threshold per dataset and noise are the paper's appendix table, set
+    in the suites.
+
+    Departures: the official loop runs epochs 0..300 (301); here `epochs` counts them (300). Its
+    labelled loader keeps a last partial batch; here a pass is len // 64 full batches (its
+    ramp-up still counts the official N // 64 + 1 iterations). Its GMM's k-means start is left to
+    numpy's global generator; here it comes from the run's seed (the split is the same on
+    well-separated losses). A split with no unlabelled sample (the official loader would fail)
+    uses the labelled samples as the unlabelled stream too.
+
+    Diagnostics: the labelled set network 1 trains on (from network 2's GMM), scored against the
+    clean labels, and its complement as flagged noisy.
+    """
+
+    scored_network: str = "the sum of both networks' logits"
+
+    class HParams(MethodHParams):
+        epochs: int = Field(300, ge=1)
+        network: str = "preact_resnet18"
+        lr: float = Field(0.02, gt=0)
+        momentum: float = Field(0.9, ge=0)
+        weight_decay: float = Field(5e-4, ge=0)
+        milestones: tuple[int, ...] = (150,)
+        batch_size: int = Field(64, ge=1)
+        warmup_batch_size: int = Field(128, ge=1)
+        warm_up: int = Field(10, ge=0)
+        lambda_u: float = Field(25.0, ge=0)
+        p_threshold: float = Field(0.5, gt=0, lt=1)
+        temperature: float = Field(0.5, gt=0)
+        alpha: float = Field(4.0, gt=0)
+        loss_history: int = Field(1, ge=1)
+        """Epochs of normalised losses averaged for the GMM (the official 5 at 90 % noise)."""
+        entropy_penalty: bool | None = None
+        """The warm-up's negative-entropy penalty; None = on for asymmetric noise models."""
+
+    def __init__(self, ctx: MethodContext, hp: HParams) -> None:
+        super().__init__(ctx, hp)
+        self.nets = [self.build_network(), self.build_network()]
+        self.optimizers = [
+            make_optimizer(net.parameters(), "sgd", hp.lr, hp.momentum, hp.weight_decay)
+            for net in self.nets
+        ]
+        self.schedules = [
+            make_schedule(opt, "multistep", hp.epochs, milestones=hp.milestones)
+            for opt in self.optimizers
+        ]
+        self.losses = torch.zeros(2, 0, ctx.num_train, device=ctx.device)
+        self.clean_prob = torch.ones(2, ctx.num_train, device=ctx.device)
+        self.epoch = 0
+        self.num_iter = [1, 1]
+        self._steps_done = [0, 0]
+        penalty = hp.entropy_penalty
+        self.entropy_penalty = ctx.noise_model.startswith("asym") if penalty is None else penalty
+
+    def begin_epoch(self, epoch: int) -> EpochPlan:
+        self.epoch = epoch
+        self._steps_done = [0, 0]
+        if epoch < self.hp.warm_up:
+            passes = [self._warmup_pass(k) for k in range(2)]
+            phase = "warmup"
+        else:
+            self._split()
+            passes = [self._mixmatch_pass(k) for k in range(2)]
+            phase = "train"
+        passes[0].followed_by = passes[1]
+        passes[0].phase = phase
+        return passes[0]
+
+    def _warmup_pass(self, k: int) -> EpochPlan:
+        stream = Stream(self.ctx.train_indices, self.ctx.noisy_labels, views=("weak",),
+                        batch_size=self.hp.warmup_batch_size)  # fmt: skip
+        return EpochPlan(streams={f"warmup_{k}": stream})
+
+    def _mixmatch_pass(self, k: int) -> EpochPlan:
+        """Network k trains on the split of its peer's clean probabilities (l.264-268)."""
+        keep = self.clean_prob[1 - k] > self.hp.p_threshold
+        labelled = keep.nonzero().squeeze(1)
+        unlabelled = (~keep).nonzero().squeeze(1)
+        if len(unlabelled) == 0:
+            unlabelled = labelled
+        if len(labelled) == 0:
+            labelled = unlabelled
+        self.num_iter[k] = len(labelled) // self.hp.batch_size + 1
+        views, size = ("weak", "weak"), self.hp.batch_size
+        return EpochPlan(
+            streams={
+                f"labelled_{k}": Stream(labelled, self.ctx.noisy_labels, views, batch_size=size),
+                f"unlabelled_{k}": Stream(
+                    unlabelled, self.ctx.noisy_labels, views, batch_size=size
+                ),  # fmt: skip
+            }
+        )
+
+    @torch.no_grad()
+    def _split(self) -> None:
+        """Both networks' clean probabilities, before either trains this epoch (l.261-262)."""
+        losses = []
+        for net in self.nets:
+            net.eval()
+            logits = self.ctx.features(net, view="none")
+            net.train()
+            loss = F.cross_entropy(logits, self.ctx.noisy_labels, reduction="none")
+            losses.append((loss - loss.min()) / (loss.max() - loss.min()).clamp(min=1e-12))
+        self.losses = torch.cat([self.losses, torch.stack(losses)[:, None]], dim=1)
+        self.losses = self.losses[:, -self.hp.loss_history :]
+        history = self.losses.mean(dim=1).cpu().numpy()
+        seed = int(self.ctx.rng.integers(2**31))
+        for k in range(2):
+            self.clean_prob[k] = torch.from_numpy(clean_probability(history[k], seed)).to(
+                self.clean_prob
+            )
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        name = next(iter(batch))
+        k = int(name[-1])
+        net, optimizer = self.nets[k], self.optimizers[k]
+        if name.startswith("warmup"):
+            part = batch[name]
+            with self.autocast():
+                loss = warmup_loss(net(part.views[0]).float(), part.labels, self.entropy_penalty)
+            self.step(loss, optimizer)
+            return {f"warmup_loss_{k + 1}": loss.detach()}
+        return self._mixmatch_step(k, batch[f"labelled_{k}"], batch[f"unlabelled_{k}"])
+
+    def _mixmatch_step(self, k: int, lab, unl) -> dict[str, torch.Tensor]:
+        net, peer = self.nets[k], self.nets[1 - k]
+        net.train()
+        peer.eval()
+        hp = self.hp
+        onehot = F.one_hot(lab.labels, self.ctx.num_classes).float()
+        w_x = self.clean_prob[1 - k][lab.indices]
+        with torch.no_grad(), self.autocast():
+            guesses = [n(v).float() for n in (net, peer) for v in unl.views]
+            targets_u = co_guess(guesses, hp.temperature)
+            targets_x = refine_labels(net(lab.views[0]).float(), net(lab.views[1]).float(),
+                                      onehot, w_x, hp.temperature)  # fmt: skip
+        lam = float(self.ctx.rng.beta(hp.alpha, hp.alpha))
+        lam = max(lam, 1 - lam)
+        inputs = torch.cat([lab.views[0], lab.views[1], unl.views[0], unl.views[1]])
+        targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
+        perm = torch.randperm(len(inputs), generator=self.ctx.generator).to(inputs.device)
+        mixed_input = lam * inputs + (1 - lam) * inputs[perm]
+        mixed_target = lam * targets + (1 - lam) * targets[perm]
+        step = self._steps_done[k]
+        lamb = linear_rampup(self.epoch + step / self.num_iter[k], hp.warm_up, hp.lambda_u)
+        with self.autocast():
+            loss, lx, lu = mixmatch_loss(net(mixed_input).float(), mixed_target, 2 * len(onehot),
+                                         lamb)  # fmt: skip
+        self.step(loss, self.optimizers[k])
+        self._steps_done[k] = step + 1
+        peer.train()
+        return {f"loss_x_{k + 1}": lx.detach(), f"loss_u_{k + 1}": lu.detach()}
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return self.nets[0](images) + self.nets[1](images)
+
+    def diagnostics(self) -> Diagnostics | None:
+        if self.epoch < self.hp.warm_up:
+            return None
+        keep = self.clean_prob[1] > self.hp.p_threshold
+        return Diagnostics(selected=keep, flagged=~keep)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"losses": self.losses, "clean_prob": self.clean_prob}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.losses = state["losses"]
+        self.clean_prob = state["clean_prob"]
