@@ -38,6 +38,15 @@ CSV_ORDER = [
     "spec.seed",
     "run_id",
 ]
+DETECTION = {
+    "detection_precision": "noise detection at the last epoch: precision (flagged samples that are "
+    "truly mislabelled)",
+    "detection_recall": "noise detection at the last epoch: recall (truly mislabelled samples "
+    "flagged)",
+}
+"""Diagnostics of methods that flag samples as mislabelled (Confident Learning, DivideMix, SOP),
+tabulated beside the accuracies."""
+
 RUN_COLUMNS = [
     "run_id",
     "data_id",
@@ -54,6 +63,7 @@ RUN_COLUMNS = [
     "majority_flips",
     "classes",
     "scored_network",
+    *DETECTION,
     "transition_estimate",
     "transition_true",
     *(metric for metric, _ in METRICS),
@@ -148,6 +158,7 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
                 "majority_flips": len(majority_flips(rec.noise.transition_counts)),
                 "classes": len(rec.noise.transition_counts),
                 "scored_network": rec.scored_network,
+                **{key: _last_diagnostic(rec, key) for key in DETECTION},
                 "transition_estimate": rec.estimates.get("transition"),
                 "transition_true": _row_normalised(rec.noise.transition_counts),
                 **{metric: final.get(metric) for metric, _ in METRICS},
@@ -159,7 +170,7 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
     tagged = frame["group"] + " · data " + frame["data_id"].fillna("?")
     frame["group"] = frame["group"].where(~clash, tagged)
     frame["slug"] = frame["slug"].where(~clash, frame["slug"] + "_" + frame["data_id"].fillna("x"))
-    for metric, _ in METRICS:
+    for metric in [*(m for m, _ in METRICS), *DETECTION]:
         frame[metric] = pd.to_numeric(frame[metric])
     frame["realised_rate"] = pd.to_numeric(frame["realised_rate"])
     frame["recipe"] = recipe_labels(frame)
@@ -171,6 +182,10 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
     labels = list(dict.fromkeys(p.column for p in order))
     frame["column_rank"] = frame["column"].map({label: i for i, label in enumerate(labels)})
     return frame
+
+
+def _last_diagnostic(rec: Record, key: str) -> float | None:
+    return rec.epochs[-1].diagnostics.get(key) if rec.epochs else None
 
 
 def _row_normalised(counts: list[list[int]]) -> list[list[float]]:
@@ -237,6 +252,7 @@ def long_form(records: list[Record]) -> pd.DataFrame:
                 "suite": rec.suite,
                 "status": rec.status,
                 "scored_network": rec.scored_network,
+                **{key: _last_diagnostic(rec, key) for key in DETECTION},
                 "transition_estimate": rec.estimates.get("transition"),
                 "transition_true": _row_normalised(rec.noise.transition_counts),
                 "spec": rec.spec.model_dump(exclude_none=True),
@@ -278,6 +294,10 @@ def leaderboard_markdown(
             parts.append(f"### {title}\n\n{metric_table(frame, metric)}")
             if metric == "last_acc":
                 parts.append(_group_notes(frame))
+        for key, title in DETECTION.items():
+            flagging = frame[frame[key].notna()]
+            if not flagging.empty:
+                parts.append(f"### {title}\n\n{metric_table(flagging, key)}")
         comparison = paper_table(frame, *published) if published else None
         if comparison:
             parts.append(comparison)

@@ -222,3 +222,18 @@ def test_confident_learnings_kept_set_is_cleanlabs_own_on_a_fixed_probability_ma
     for rule in ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"):
         ours = label_issues(labels, probs, rule)
         assert ours.any() and np.array_equal(ours, find_label_issues(labels, probs, filter_by=rule))
+
+
+def test_noise_detection_is_scored_against_the_truly_mislabelled_samples():
+    from nlbench.engine.loop import score_diagnostics
+    from nlbench.methods.api import Diagnostics
+
+    clean = torch.tensor([0, 1, 2, 3, 0, 1])
+    noisy = torch.tensor([0, 2, 2, 0, 0, 3])  # samples 1, 3, 5 mislabelled
+    flagged = torch.tensor([False, True, True, False, False, True])
+    scores = score_diagnostics(Diagnostics(flagged=flagged), noisy, clean)
+    assert scores["detection_precision"] == pytest.approx(2 / 3, abs=1e-6)
+    assert scores["detection_recall"] == pytest.approx(2 / 3, abs=1e-6)
+    assert scores["fraction_flagged"] == 0.5
+    nothing = score_diagnostics(Diagnostics(flagged=torch.zeros(6, dtype=torch.bool)), noisy, clean)
+    assert "detection_precision" not in nothing and nothing["detection_recall"] == 0.0

@@ -273,6 +273,36 @@ def test_plots_are_valid_pngs_and_diagnostics_only_when_reported(tmp_path):
         assert f"(plots/{path.name})" in text
 
 
+def test_an_estimated_transition_matrix_gets_a_heat_map_beside_the_realised_one(
+    tmp_path, monkeypatch
+):
+    """Forward correction's T_hat (in the record) is drawn, averaged over seeds, under the realised
+    T of its noise with its mean absolute error; groups without an estimate get no such figure."""
+    records = []
+    for seed, estimate in enumerate(([[0.7, 0.3], [0.2, 0.8]], [[0.9, 0.1], [0.0, 1.0]])):
+        raw = record_dict(f"fw-{seed}", method="forward", seed=seed)
+        raw["noise"]["transition_counts"] = [[8, 2], [1, 9]]
+        raw["estimates"] = {"transition": estimate}
+        records.append(parse_record(raw))
+    records.append(record("ce", 0.2, 0, 70.0, dataset="mnist"))
+    drawn: dict[str, list] = {}
+    real = plots._heat_map
+
+    def spy(ax, matrix, title):
+        drawn[title] = matrix.tolist()
+        return real(ax, matrix, title)
+
+    monkeypatch.setattr(plots, "_heat_map", spy)
+    paths, text = build(records, tmp_path)
+    names = {p.name for p in paths.plots}
+    assert "transition_digits_sym.png" in names and "transition_mnist_sym.png" not in names
+    assert "(plots/transition_digits_sym.png)" in text
+    assert drawn["realised T, noise 0.2"] == [[0.8, 0.2], [0.1, 0.9]]
+    estimated = [m for t, m in drawn.items() if t.startswith("forward: estimated T")]
+    assert estimated == [[[0.8, 0.2], [0.1, 0.9]]]  # the mean of the two seeds' estimates
+    assert any("mean |error| 0.000" in t for t in drawn)
+
+
 def test_plots_of_an_earlier_report_are_removed(tmp_path):
     build([record("ce", 0.2, 0, 80.0, dataset="mnist")], tmp_path)
     paths, _ = build([record("ce", 0.2, 0, 80.0)], tmp_path)

@@ -155,7 +155,8 @@ def score_diagnostics(
         wrong = noisy != clean
         caught = (flagged & wrong).sum().float()
         out["fraction_flagged"] = flagged.float().mean()
-        out["detection_precision"] = caught / flagged.sum().clamp(min=1)
+        if flagged.any():  # precision of an empty set is undefined, not 0
+            out["detection_precision"] = caught / flagged.sum()
         out["detection_recall"] = caught / wrong.sum().clamp(min=1)
     if diag.transition is not None:
         estimate = diag.transition.to(noisy.device).float()
