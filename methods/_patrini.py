@@ -15,7 +15,9 @@ class PatriniRecipe(SingleNetworkHParams):
     l2 * |w|^2 to the loss, PyTorch's decay is the gradient 2 l2 w), lr 0.1 up to epoch 40, 0.01
     up to 80, 0.001 after (0-based milestones 41 and 81), 120 epochs, batch 128, crop + flip
     standing in for its random shifts. CIFAR-100 suites set 150 epochs, milestones 81 and 121,
-    weight decay 2e-3 and 44 layers."""
+    weight decay 2e-3 and 44 layers. Departures: Keras regularises only the conv and dense kernels,
+    SGD's weight decay here every parameter (biases and BatchNorm too); its images are mean-
+    subtracted per pixel, here normalised per channel."""
 
     epochs: int = Field(120, ge=1)
     network: str = "resnet_cifar"
