@@ -27,9 +27,10 @@ from pydantic import Field
 from torch import Tensor
 
 from nlbench.errors import ConfigError
-from nlbench.methods.api import Diagnostics, Method, MethodHParams
+from nlbench.methods.api import Choice, Diagnostics, Method, MethodHParams, Uniform
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import EpochPlan, Stream
+from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.optim import CoteachingSchedule, official_coteaching_schedule
 
 
@@ -88,6 +89,10 @@ class SmallLossHParams(MethodHParams):
     forget_rate: float | None = Field(None, ge=0, lt=1)
     num_gradual: int = Field(10, ge=0)
     exponent: float = Field(1.0, gt=0)
+    search_space: ClassVar[dict[str, Distribution]] = {
+        "forget_rate": Uniform(0.05, 0.85),
+        "num_gradual": Choice((5, 10, 15, 20)),
+    }
     num_iter_per_epoch: int | None = Field(400, ge=0)
     """The official loop's `if i > num_iter_per_epoch: break`: an epoch stops after
     num_iter_per_epoch + 1 batches (401: nothing on CIFAR's 390, but MNIST's 468 become 401).

@@ -3,14 +3,15 @@ network's own prediction, so a confident prediction can outvote a wrong label.""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from nlbench.methods._patrini import PatriniRecipe
-from nlbench.methods.api import SingleNetwork, register
+from nlbench.methods.api import Choice, SingleNetwork, register
+from nlbench.methods.api.search import Distribution
 
 BETA = {"soft": 0.95, "hard": 0.8}
 """The paper's beta per variant (its Section 4 / Table 1 settings)."""
@@ -45,6 +46,7 @@ class Bootstrap(SingleNetwork):
         variant: Literal["soft", "hard"] = "soft"
         beta: float | None = Field(None, ge=0, le=1)
         """None: the paper's beta for the variant (0.95 soft, 0.8 hard)."""
+        search_space: ClassVar[dict[str, Distribution]] = {"beta": Choice((0.8, 0.9, 0.95))}
 
         @model_validator(mode="after")
         def _paper_beta(self):

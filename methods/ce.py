@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
-from nlbench.methods.api import SingleNetwork, register
+from nlbench.methods.api import LogUniform, SingleNetwork, SingleNetworkHParams, register
+from nlbench.methods.api.search import Distribution
 
 
 @register("ce")
@@ -17,6 +20,12 @@ class CrossEntropy(SingleNetwork):
     compare with Co-teaching set its protocol instead (cnn9, Adam 1e-3, `coteaching` schedule, no
     augmentation), so every baseline runs under the protocol of the method it is compared with.
     """
+
+    class HParams(SingleNetworkHParams):
+        search_space: ClassVar[dict[str, Distribution]] = {
+            "lr": LogUniform(0.005, 0.2),
+            "weight_decay": LogUniform(1e-5, 1e-3),
+        }
 
     def loss(
         self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor

@@ -3,7 +3,7 @@ issues from out-of-sample predicted probabilities, drop them, retrain on the res
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from nlbench.methods.api import (
     Batch,
+    Choice,
     Diagnostics,
     EpochPlan,
     MethodContext,
@@ -23,6 +24,7 @@ from nlbench.methods.api import (
     Stream,
     register,
 )
+from nlbench.methods.api.search import Distribution
 
 FilterBy = Literal[
     "prune_by_noise_rate",
@@ -72,6 +74,9 @@ class ConfidentLearning(SingleNetwork):
         """All stages together: folds + 1 networks of 300 epochs by default."""
         folds: int = Field(5, ge=2)
         filter_by: FilterBy = "prune_by_noise_rate"
+        search_space: ClassVar[dict[str, Distribution]] = {
+            "filter_by": Choice(("prune_by_noise_rate", "prune_by_class", "both"))
+        }
 
         @model_validator(mode="after")
         def _a_stage_each(self):

@@ -4,7 +4,7 @@ losses, then MixMatch on the split."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from sklearn.mixture import GaussianMixture
 
 from nlbench.methods.api import (
     Batch,
+    Choice,
     Diagnostics,
     EpochPlan,
     Method,
@@ -22,6 +23,7 @@ from nlbench.methods.api import (
     Stream,
     register,
 )
+from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
 
 
@@ -138,6 +140,10 @@ class DivideMix(Method):
         alpha: float = Field(4.0, gt=0)
         loss_history: int = Field(1, ge=1)
         """Epochs of normalised losses averaged for the GMM (the official 5 at 90 % noise)."""
+        search_space: ClassVar[dict[str, Distribution]] = {
+            "lambda_u": Choice((0.0, 25.0, 50.0, 150.0)),
+            "p_threshold": Choice((0.5, 0.6, 0.7)),
+        }
         entropy_penalty: bool | None = None
         """The warm-up's negative-entropy penalty; None = on for asymmetric noise models."""
 

@@ -3,19 +3,21 @@ predicted early, before it memorised the wrong labels."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
 from nlbench.methods.api import (
+    Choice,
     Diagnostics,
     MethodContext,
     SingleNetwork,
     SingleNetworkHParams,
     register,
 )
+from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.optim import ScheduleName
 
 
@@ -75,6 +77,10 @@ class ELR(SingleNetwork):
         eta_min_ratio: float = Field(0.001 / 0.02, ge=0)
         beta: float = Field(0.7, ge=0, lt=1)
         lam: float = Field(3.0, ge=0)
+        search_space: ClassVar[dict[str, Distribution]] = {
+            "beta": Choice((0.5, 0.7, 0.9, 0.99)),
+            "lam": Choice((1.0, 3.0, 5.0, 7.0, 10.0)),
+        }
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)

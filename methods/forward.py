@@ -4,7 +4,7 @@ T, must explain the noisy labels."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -14,12 +14,14 @@ from pydantic import Field, model_validator
 from nlbench.methods._patrini import PatriniRecipe
 from nlbench.methods.api import (
     Batch,
+    Choice,
     Diagnostics,
     EpochPlan,
     MethodContext,
     SingleNetwork,
     register,
 )
+from nlbench.methods.api.search import Distribution
 
 
 def estimate_transition(
@@ -80,6 +82,9 @@ class ForwardCorrection(SingleNetwork):
         true_transition: bool = False
         filter_outlier: bool = True
         percentile: float = Field(97.0, gt=0, le=100)
+        search_space: ClassVar[dict[str, Distribution]] = {
+            "percentile": Choice((90.0, 95.0, 97.0, 99.0, 100.0))
+        }
 
         @model_validator(mode="after")
         def _stages(self):

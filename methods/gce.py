@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from pydantic import Field
 
-from nlbench.methods.api import SingleNetwork, SingleNetworkHParams, register
+from nlbench.methods.api import Choice, SingleNetwork, SingleNetworkHParams, register
+from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.optim import ScheduleName
 
 
@@ -32,6 +35,7 @@ class GCE(SingleNetwork):
         schedule: ScheduleName = "multistep"
         milestones: tuple[int, ...] = (40, 80)
         q: float = Field(0.7, gt=0, le=1)
+        search_space: ClassVar[dict[str, Distribution]] = {"q": Choice((0.1, 0.3, 0.5, 0.7, 0.9))}
 
     def loss(
         self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor

@@ -3,15 +3,18 @@ loss that also pulls their predictions together."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
 from nlbench.methods._two_networks import SmallLossHParams, SmallLossTwoNetworks, small_loss
-from nlbench.methods.api import register
+from nlbench.methods.api import Choice, register
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import Batch
+from nlbench.methods.api.search import Distribution
 
 ASYMMETRIC_MODELS = ("asym", "asym_superclass")
 """Noise models the official code would call `asymmetric`; its default forget rate halves there."""
@@ -86,6 +89,10 @@ class JoCoR(SmallLossTwoNetworks):
 
         network: str = "cnn6"
         co_lambda: float = Field(0.9, ge=0, le=1)
+        search_space: ClassVar[dict[str, Distribution]] = {
+            **SmallLossHParams.search_space,
+            "co_lambda": Choice((0.65, 0.8, 0.85, 0.9, 0.95)),
+        }
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)

@@ -3,11 +3,14 @@ image pairs and of their (noisy) labels, which slows the memorisation of wrong l
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from nlbench.methods.api import Batch, SingleNetwork, SingleNetworkHParams, register
+from nlbench.methods.api import Batch, Choice, SingleNetwork, SingleNetworkHParams, register
+from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.optim import ScheduleName
 
 
@@ -46,6 +49,7 @@ class MixUp(SingleNetwork):
         milestones: tuple[int, ...] = (101, 151)
         alpha: float = Field(8.0, ge=0)
         """Beta(alpha, alpha) for lambda; alpha <= 0 means lambda = 1 (plain CE)."""
+        search_space: ClassVar[dict[str, Distribution]] = {"alpha": Choice((1.0, 2.0, 8.0, 32.0))}
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         part = batch["all"]

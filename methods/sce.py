@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from nlbench.methods.api import SingleNetwork, SingleNetworkHParams, register
+from nlbench.methods.api import Choice, SingleNetwork, SingleNetworkHParams, register
+from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.optim import ScheduleName
 
 
@@ -59,6 +62,10 @@ class SCE(SingleNetwork):
         clip_norm: float | None = Field(5.0, gt=0)
         alpha: float = Field(0.1, ge=0)
         beta: float = Field(1.0, ge=0)
+        search_space: ClassVar[dict[str, Distribution]] = {
+            "alpha": Choice((0.01, 0.1, 0.5, 1.0, 6.0)),
+            "beta": Choice((0.1, 0.5, 1.0)),
+        }
 
     def loss(
         self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor

@@ -4,6 +4,8 @@ have to fit the noise."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -11,6 +13,7 @@ from torch import nn
 
 from nlbench.methods.api import (
     Batch,
+    Choice,
     Diagnostics,
     EpochPlan,
     MethodContext,
@@ -19,6 +22,7 @@ from nlbench.methods.api import (
     Stream,
     register,
 )
+from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.optim import ScheduleName
 
 EPS = 1e-4
@@ -101,6 +105,10 @@ class SOP(SingleNetwork):
         ratio_balance: float = Field(0.1, ge=0)
         noise_threshold: float = Field(0.5, gt=0, lt=1)
         """Diagnostics only: the estimated label noise above which a sample counts as flagged."""
+        search_space: ClassVar[dict[str, Distribution]] = {
+            "lr_u": Choice((0.1, 1.0, 10.0)),
+            "lr_v": Choice((1.0, 10.0, 100.0)),
+        }
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)

@@ -16,6 +16,8 @@ l.116-164, `train` l.43-97):
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -25,6 +27,7 @@ from nlbench.errors import ConfigError
 from nlbench.methods._ssr_command import SSR_COMMAND
 from nlbench.methods.api import (
     Batch,
+    Choice,
     Diagnostics,
     EpochPlan,
     Method,
@@ -34,6 +37,7 @@ from nlbench.methods.api import (
     StreamBatch,
     register,
 )
+from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.networks import mlp_head
 from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
 
@@ -161,6 +165,11 @@ class SSR(Method):
         theta_r: float = Field(0.9, ge=0, le=1)
         theta_s: float = Field(1.0, ge=0, le=1)
         k: int = Field(200, ge=1)
+        search_space: ClassVar[dict[str, Distribution]] = {
+            "theta_r": Choice((0.7, 0.8, 0.9, 0.95)),
+            "theta_s": Choice((0.8, 0.9, 1.0)),
+            "k": Choice((10, 20, 50, 100, 200)),
+        }
         lambda_fc: float = Field(1.0, ge=0)
         mixup_alpha: float = Field(4.0, gt=0)
         proj_hidden: int = Field(256, ge=1)

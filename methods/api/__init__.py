@@ -10,12 +10,15 @@ from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.method import Diagnostics, Method, MethodCommand, MethodHParams
 from nlbench.methods.api.plan import Batch, EpochPlan, Stream, StreamBatch
 from nlbench.methods.api.registry import available, commands, get, register
+from nlbench.methods.api.search import Choice, LogUniform, Uniform
 from nlbench.methods.api.single_network import SingleNetwork, SingleNetworkHParams
 
 __all__ = [
     "Batch",
+    "Choice",
     "Diagnostics",
     "EpochPlan",
+    "LogUniform",
     "Method",
     "MethodCommand",
     "MethodContext",
@@ -24,6 +27,7 @@ __all__ = [
     "SingleNetworkHParams",
     "Stream",
     "StreamBatch",
+    "Uniform",
     "available",
     "commands",
     "get",

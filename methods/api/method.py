@@ -29,6 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import Batch, EpochPlan
+from nlbench.methods.api.search import Distribution
 
 STATEFUL = (nn.Module, torch.optim.Optimizer, LRScheduler)
 
@@ -38,9 +39,12 @@ class MethodHParams(BaseModel):
 
     Unknown keys are rejected so that a typo in a suite never silently runs the default.
     `network_options` go to the network factory with `network` (e.g. a narrower network for tests).
+    `search_space` names the knobs the method's paper tunes and their ranges
+    (`nlbench.methods.api.search`), for suites that search hyperparameters.
     """
 
     model_config = ConfigDict(extra="forbid")
+    search_space: ClassVar[dict[str, Distribution]] = {}
 
     epochs: int = Field(ge=1)
     network: str
