@@ -121,6 +121,26 @@ class ExecutorEntry(_Strict):
     log_dir: str | None = None  # default: <results_dir>/<suite>/slurm (must be on a shared disk)
 
 
+class SelectionEntry(_Strict):
+    """Honest model selection: hold out `fraction` of the noisy training set, stratified by noisy
+    label, as a noisy validation split the engine scores every epoch (the labels a practitioner
+    has). `seed` fixes the split (None: each run's seed); `headline` is the rule the leaderboard
+    leads with: the epoch with the best noisy-validation accuracy, or the last epoch."""
+
+    split: Literal["noisy_val"] = "noisy_val"
+    fraction: float = Field(0.1, gt=0, lt=1)
+    seed: Annotated[StrictInt, Field(ge=0)] | None = None
+    headline: Literal["noisy_val", "last"] = "noisy_val"
+
+
+class SearchEntry(_Strict):
+    """Random hyperparameter search: each method's defaults are trial 0, then `trials` - 1
+    configurations drawn from its `search_space` with `seed`; every trial is an ordinary run."""
+
+    trials: int = Field(ge=1)
+    seed: Annotated[StrictInt, Field(ge=0)] = 0
+
+
 class Suite(_Strict):
     """A validated suite file."""
 
@@ -136,6 +156,8 @@ class Suite(_Strict):
     engine: EngineOptions = Field(default_factory=EngineOptions)
     tracking: TrackingOptions = Field(default_factory=TrackingOptions)
     paper: PaperTable | None = None
+    selection: SelectionEntry | None = None
+    search: SearchEntry | None = None
     results_dir: str = "results"
     reports_dir: str = "reports"
 
@@ -165,6 +187,18 @@ class Suite(_Strict):
             raise ValueError(f"a suite needs at least one entry in {info.field_name}")
         return entries
 
+    @field_validator("search")
+    @classmethod
+    def _search_selects_by_validation(
+        cls, search: SearchEntry | None, info: ValidationInfo
+    ) -> SearchEntry | None:
+        if search is not None and info.data.get("selection") is None:
+            raise ValueError(
+                "a search picks configurations by noisy-validation accuracy: add "
+                "`selection: {split: noisy_val, fraction: 0.1}`"
+            )
+        return search
+
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
@@ -185,6 +219,8 @@ class RunSpec(BaseModel):
     method: dict[str, Any]
     seed: int
     engine: dict[str, Any] | None = None
+    selection: dict[str, Any] | None = None
+    """{split, fraction, seed, headline}: the held-out noisy validation split (absent: none)."""
 
     @property
     def run_id(self) -> str:
@@ -198,6 +234,8 @@ class RunSpec(BaseModel):
         body = self.model_dump(exclude_none=True)
         body["dataset"] = dataset_identity(self.dataset)
         body["noise"] = {**body["noise"], "options": _by_content(NOISE_MODELS, self.noise)}
+        if "selection" in body:  # the headline rule is how to read the runs, not what they compute
+            body["selection"] = {k: v for k, v in body["selection"].items() if k != "headline"}
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -459,30 +497,68 @@ def expand(suite: Suite) -> list[RunSpec]:
             for index, method in enumerate(suite.methods):
                 layers = [ds.hparams.get(method.name, {}), nz.hparams.get(method.name, {})]
                 hparams = _resolve(suite, index, layers)
-                for ratio in nz.ratios:
-                    for seed in suite.seeds:
-                        spec = RunSpec(
-                            suite=suite.name,
-                            dataset=ds.model_dump(exclude={"hparams"}, exclude_none=True),
-                            noise={
-                                "model": nz.model,
-                                "ratio": ratio,
-                                "seed": seed if nz.seed is None else nz.seed,
-                                "options": nz.options,
-                            },
-                            method={"name": method.name, "hparams": hparams},
-                            seed=seed,
-                            engine=engine,
-                        )
-                        first = seen.setdefault(spec.run_id, index)
-                        if first != index:
-                            raise ConfigError(
-                                f"methods[{index}] ({method.name}) resolves to the same recipe as "
-                                f"methods[{first}]: the same runs twice; remove one, or give it "
-                                "other hparams"
+                for trial, recipe in _trials(suite, index, hparams):
+                    for ratio in nz.ratios:
+                        for seed in suite.seeds:
+                            spec = RunSpec(
+                                suite=suite.name,
+                                dataset=ds.model_dump(exclude={"hparams"}, exclude_none=True),
+                                noise={
+                                    "model": nz.model,
+                                    "ratio": ratio,
+                                    "seed": seed if nz.seed is None else nz.seed,
+                                    "options": nz.options,
+                                },
+                                method={"name": method.name, "hparams": recipe}
+                                | ({} if trial is None else {"trial": trial}),
+                                seed=seed,
+                                engine=engine,
+                                selection=_selection(suite, seed),
                             )
-                        specs.append(spec)
+                            _add(spec, index, method.name, seen, specs)
     return specs
+
+
+def _selection(suite: Suite, seed: int) -> dict[str, Any] | None:
+    """The run's validation split: the suite's, with each run's own seed unless one is fixed."""
+    if suite.selection is None:
+        return None
+    chosen = suite.selection.model_dump()
+    chosen["seed"] = seed if chosen["seed"] is None else chosen["seed"]
+    return chosen
+
+
+def _trials(suite: Suite, index: int, hparams: dict[str, Any]) -> list[tuple[int | None, dict]]:
+    """(trial, hparams) of one method entry: just its recipe without a search; with one, the
+    recipe as trial 0 and `trials - 1` draws from the method's search space (none if it has no
+    space: there is nothing to search)."""
+    from nlbench.methods.api import get as get_method
+    from nlbench.methods.api.search import draw_configuration
+
+    if suite.search is None:
+        return [(None, hparams)]
+    cls = get_method(suite.methods[index].name)
+    space = cls.HParams.search_space
+    trials = [(0, hparams)]
+    for trial in range(1, suite.search.trials if space else 1):
+        drawn = draw_configuration(space, suite.search.seed, index, trial)
+        try:
+            trials.append((trial, cls.HParams.model_validate({**hparams, **drawn}).model_dump()))
+        except ValidationError as exc:
+            where = f"methods[{index}] ({suite.methods[index].name}) search trial {trial}"
+            raise explain(exc, cls.HParams, where) from None
+    return trials
+
+
+def _add(spec: RunSpec, index: int, name: str, seen: dict[str, int], specs: list) -> None:
+    """Append `spec`, refusing a second method entry that resolves to the same runs."""
+    first = seen.setdefault(spec.run_id, index)
+    if first != index:
+        raise ConfigError(
+            f"methods[{index}] ({name}) resolves to the same recipe as methods[{first}]: the same "
+            "runs twice; remove one, or give it other hparams"
+        )
+    specs.append(spec)
 
 
 def numeric_engine_options(options: EngineOptions) -> dict[str, Any] | None:

@@ -70,18 +70,25 @@ class EpochLog(_Strict):
     phase: str = "train"
     losses: dict[str, float]
     test_acc: float
+    noisy_val_acc: float | None = None
+    """Accuracy (%) on the held-out noisy validation split, against its noisy labels."""
     diagnostics: dict[str, float] = Field(default_factory=dict)
     seconds: dict[str, float]
     images_per_second: float
 
 
 class FinalMetrics(_Strict):
-    """The headline (last epoch), the mean of the last 10 epochs, and the test-selected best."""
+    """The last epoch, the mean of the last 10 epochs, the test-selected best (an upper bound,
+    labelled so), and with a noisy validation split the epoch it selects: its test accuracy and
+    its noisy-validation accuracy (the first epoch with the best one)."""
 
     last_acc: float
     best_acc: float
     best_epoch: int
     mean_last10: float
+    val_selected_acc: float | None = None
+    val_epoch: int | None = None
+    best_val_acc: float | None = None
 
     @classmethod
     def of(cls, epochs: list[EpochLog]) -> FinalMetrics | None:
@@ -90,11 +97,18 @@ class FinalMetrics(_Strict):
         accs = [e.test_acc for e in epochs]
         best = max(range(len(accs)), key=accs.__getitem__)
         tail = accs[-10:]
+        selected: dict[str, float | int] = {}
+        scored = [i for i, e in enumerate(epochs) if e.noisy_val_acc is not None]
+        if scored:
+            pick = max(scored, key=lambda i: epochs[i].noisy_val_acc)
+            selected = {"val_selected_acc": accs[pick], "val_epoch": epochs[pick].epoch,
+                        "best_val_acc": epochs[pick].noisy_val_acc}  # fmt: skip
         return cls(
             last_acc=accs[-1],
             best_acc=accs[best],
             best_epoch=epochs[best].epoch,
             mean_last10=round(sum(tail) / len(tail), 4),
+            **selected,
         )
 
 

@@ -22,6 +22,7 @@ from nlbench.config import RunSpec, Suite, dataset_label
 from nlbench.data.dataset import Dataset
 from nlbench.data.datasets import load_dataset
 from nlbench.data.noise import NoisyLabels, apply_noise
+from nlbench.data.splits import noisy_validation_split
 from nlbench.devices import resolve_device
 from nlbench.engine import Engine, EngineOptions, FitResult, RunFailed
 from nlbench.errors import ConfigError
@@ -115,15 +116,24 @@ def make_record(
 def engine_for(
     spec: RunSpec, data: DataCache, device: torch.device, options: EngineOptions
 ) -> Engine:
-    """The engine of one run: its data, its noise, its seed, and the noise-rate hint."""
+    """The engine of one run: its data, its noise, its seed, the noise-rate hint, and its noisy
+    validation split when the suite selects models on one."""
+    dataset, noisy = data.dataset(spec), data.noisy(spec)
+    validation = None
+    if spec.selection is not None:
+        chosen = spec.selection
+        validation = noisy_validation_split(
+            noisy.labels, dataset.num_classes, chosen["fraction"], chosen["seed"]
+        )
     return Engine(
-        data.dataset(spec),
-        data.noisy(spec),
+        dataset,
+        noisy,
         spec.seed,
         device,
         options,
         noise_rate_hint=spec.noise["ratio"],
         noise_model=spec.noise["model"],
+        validation=validation,
     )
 
 

@@ -106,8 +106,13 @@ class _Views:
         device: torch.device,
         generator: torch.Generator,
         channels_last: bool,
+        train_rows: np.ndarray,
+        val_rows: np.ndarray,
     ) -> None:
-        self.x_train = torch.from_numpy(np.ascontiguousarray(dataset.x_train)).to(device)
+        self.x_train = torch.from_numpy(np.ascontiguousarray(dataset.x_train[train_rows])).to(
+            device
+        )
+        self.x_val = torch.from_numpy(np.ascontiguousarray(dataset.x_train[val_rows])).to(device)
         self.x_test = torch.from_numpy(np.ascontiguousarray(dataset.x_test)).to(device)
         self.mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
@@ -232,7 +237,12 @@ class Engine:
         options: EngineOptions,
         noise_rate_hint: float | None,
         noise_model: str,
+        validation: np.ndarray | None = None,
     ) -> None:
+        """`validation`: indices of the training samples held out as the noisy validation split
+        (`nlbench.data.splits`). They are cut from the training set before the method exists, so
+        no train step, selection or neighbour bank can reach them; the engine alone scores the
+        scored network on them, against their noisy labels, every epoch."""
         self.dataset, self.seed, self.device, self.options = dataset, seed, device, options
         cuda = device.type == "cuda"
         self.switches = {
@@ -245,9 +255,14 @@ class Engine:
             torch.backends.cudnn.benchmark = self.switches["cudnn_benchmark"]
         seed_everything(seed)
         self.sample_gen, self.view_gen, self.method_gen, self.rng = run_streams(seed)
-        self.views = _Views(dataset, device, self.view_gen, self.switches["channels_last"])
-        self.clean = torch.from_numpy(dataset.y_train).long().to(device)
-        self.noisy = torch.from_numpy(noisy.labels).long().to(device)
+        val_rows = np.zeros(0, dtype=np.int64) if validation is None else np.asarray(validation)
+        train_rows = np.setdiff1d(np.arange(len(dataset.y_train)), val_rows)
+        self.has_validation = validation is not None
+        self.views = _Views(dataset, device, self.view_gen, self.switches["channels_last"],
+                            train_rows, val_rows)  # fmt: skip
+        self.clean = torch.from_numpy(dataset.y_train[train_rows]).long().to(device)
+        self.noisy = torch.from_numpy(noisy.labels[train_rows]).long().to(device)
+        self.noisy_val = torch.from_numpy(noisy.labels[val_rows]).long().to(device)
         self.y_test = torch.from_numpy(dataset.y_test).long().to(device)
         amp_dtype = torch.bfloat16 if self.switches["amp_bf16"] else None
         # Partials of module functions over the views (images only), not bound methods of the
@@ -285,16 +300,27 @@ class Engine:
     @torch.no_grad()
     def evaluate(self, method: Method) -> float:
         """Top-1 accuracy (%) of the scored network on the whole clean test set."""
+        return self._accuracy(method, self.views.x_test, self.y_test)
+
+    @torch.no_grad()
+    def evaluate_validation(self, method: Method) -> float | None:
+        """Accuracy (%) on the held-out noisy validation split against its noisy labels (None
+        without a split)."""
+        if not self.has_validation:
+            return None
+        return self._accuracy(method, self.views.x_val, self.noisy_val)
+
+    def _accuracy(self, method: Method, images: torch.Tensor, labels: torch.Tensor) -> float:
         method.train_mode(False)
         correct = torch.zeros((), device=self.device)
         size = self.options.eval_batch_size
         with self.ctx.autocast():
-            for start in range(0, len(self.views.x_test), size):
-                x = self.views.make(self.views.x_test[start : start + size], "none")
+            for start in range(0, len(images), size):
+                x = self.views.make(images[start : start + size], "none")
                 pred = method.predict(x).argmax(1)
-                correct += (pred == self.y_test[start : start + size]).sum()
+                correct += (pred == labels[start : start + size]).sum()
         method.train_mode(True)
-        return round(100.0 * float(correct) / len(self.y_test), 4)
+        return round(100.0 * float(correct) / max(1, len(labels)), 4)
 
     def _train_epoch(self, method: Method, plan: EpochPlan) -> tuple[dict[str, float], int]:
         """Every pass of the epoch's plan in order; each loss is averaged over the steps that
@@ -442,6 +468,7 @@ class Engine:
                     raise RunFailed(f"loss '{bad[0]}' is {losses[bad[0]]}", epoch, epochs)
                 try:
                     acc = self.evaluate(method)
+                    val_acc = self.evaluate_validation(method)
                     t3 = time.perf_counter()
                     found = method.diagnostics()
                     diag = score_diagnostics(found, self.noisy, self.clean)
@@ -458,6 +485,7 @@ class Engine:
                         "phase": plan.phase,
                         "losses": {k: round(v, 6) for k, v in losses.items()},
                         "test_acc": acc,
+                        **({} if val_acc is None else {"noisy_val_acc": val_acc}),
                         "diagnostics": diag,
                         "seconds": {
                             "selection": round(t1 - t0, 4),
