@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy.stats import kendalltau
 
-PREFIXES = ("acc_vs_noise_", "curves_", "diagnostics_", "transition_")
+PREFIXES = ("acc_vs_noise_", "curves_", "diagnostics_", "transition_", "val_vs_test_")
 DIAGNOSTIC_ORDER = (
     "selection_precision",
     "selection_recall",
@@ -51,6 +52,7 @@ def group_plots(
         curves(epochs, colours, title, plot_dir / f"curves_{slug}.png"),
         diagnostics(epochs, colours, title, plot_dir / f"diagnostics_{slug}.png"),
         transitions(runs, title, plot_dir / f"transition_{slug}.png"),
+        val_vs_test(runs, title, plot_dir / f"val_vs_test_{slug}.png"),
     ]
     return [path for path in written if path is not None]
 
@@ -171,6 +173,37 @@ def transitions(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
             _heat_map(ax, estimate, f"{row}: estimated T\n(mean |error| {error:.3f})")
     fig.colorbar(image, ax=list(grid.flat), shrink=0.6, label="P(noisy label | clean label)")
     _title(fig, f"{title}: noise transition matrices (rows: clean class; mean over seeds)")
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def val_vs_test(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
+    """Test accuracy against noisy-validation accuracy, one point per run at its
+    noisy-validation-selected epoch (every method, trial and seed), one panel per noise column,
+    Kendall's tau in each title. Skipped without a noisy validation split."""
+    scored = runs.dropna(subset=["best_val_acc", "val_selected_acc"])
+    if scored.empty:
+        return None
+    columns = list(scored.sort_values("column_rank")["column"].unique())
+    methods = sorted(scored["method"].unique())
+    colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    fig = _figure(1, len(columns))
+    grid = fig.subplots(1, len(columns), squeeze=False)
+    for ax, column in zip(grid[0], columns):
+        here = scored[scored["column"] == column]
+        for method in methods:
+            mine = here[here["method"] == method]
+            ax.scatter(mine["best_val_acc"], mine["val_selected_acc"], s=14, alpha=0.7,
+                       color=colours[method], label=method)  # fmt: skip
+        tau = kendalltau(here["best_val_acc"], here["val_selected_acc"]).statistic
+        ax.set_title(
+            f"noise {column}: Kendall's τ = {tau:.2f} ({len(here)} runs)", fontsize="medium"
+        )
+        ax.set_xlabel("noisy-validation accuracy (%)")
+        ax.set_ylabel("test accuracy (%) at that epoch")
+        ax.grid(alpha=0.3)
+    _legend(list(grid.flat))
+    _title(fig, f"{title}: does the noisy validation rank runs as the test set does?")
     fig.savefig(path, dpi=DPI)
     return path
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nlbench import plots
+from nlbench import plots, selection
 from nlbench.config import dataset_label, label_options, noise_label_options
 from nlbench.data.noise import majority_flips
 from nlbench.published import PaperTable, paper_table
@@ -28,7 +28,13 @@ METRICS = (
     ("mean_last10", "mean test accuracy of the last 10 epochs (%)"),
     ("best_acc", "best epoch (selected on the test set), test accuracy (%)"),
 )
-KNOWN_SPEC_FIELDS = ("suite", "seed", "dataset", "noise", "method")
+VAL_METRIC = (
+    "val_selected_acc",
+    "epoch selected by noisy-validation accuracy (labels a practitioner has), test accuracy (%)",
+)
+"""Shown only for runs with a noisy validation split; first when the suite's headline is it."""
+SELECTION_COLUMNS = ["trial", "headline", "best_val_acc", "val_selected_acc"]
+KNOWN_SPEC_FIELDS = ("suite", "seed", "dataset", "noise", "method", "selection")
 CSV_ORDER = [
     "spec.dataset.name",
     "spec.noise.model",
@@ -64,6 +70,7 @@ RUN_COLUMNS = [
     "classes",
     "scored_network",
     *DETECTION,
+    *SELECTION_COLUMNS,
     "transition_estimate",
     "transition_true",
     *(metric for metric, _ in METRICS),
@@ -141,6 +148,8 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
         dataset = dataset_label(spec["dataset"]) + _options(label_options(spec["dataset"]))
         noise_label = noise["model"] + (_options(noise_options) if numeric else "")
         noise_label += _options({k: v for k, v in spec.items() if k not in KNOWN_SPEC_FIELDS})
+        if spec.get("selection"):  # the split's seed follows the run's, as the noise seed does
+            noise_label += f" · noisy val {spec['selection']['fraction']:.0%}"
         rows.append(
             {
                 "run_id": rec.run_id,
@@ -159,6 +168,10 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
                 "classes": len(rec.noise.transition_counts),
                 "scored_network": rec.scored_network,
                 **{key: _last_diagnostic(rec, key) for key in DETECTION},
+                "trial": spec["method"].get("trial"),
+                "headline": (spec.get("selection") or {}).get("headline"),
+                "best_val_acc": final.get("best_val_acc"),
+                "val_selected_acc": final.get("val_selected_acc"),
                 "transition_estimate": rec.estimates.get("transition"),
                 "transition_true": _row_normalised(rec.noise.transition_counts),
                 **{metric: final.get(metric) for metric, _ in METRICS},
@@ -170,7 +183,7 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
     tagged = frame["group"] + " · data " + frame["data_id"].fillna("?")
     frame["group"] = frame["group"].where(~clash, tagged)
     frame["slug"] = frame["slug"].where(~clash, frame["slug"] + "_" + frame["data_id"].fillna("x"))
-    for metric in [*(m for m, _ in METRICS), *DETECTION]:
+    for metric in [*(m for m, _ in METRICS), *DETECTION, "best_val_acc", "val_selected_acc"]:
         frame[metric] = pd.to_numeric(frame[metric])
     frame["realised_rate"] = pd.to_numeric(frame["realised_rate"])
     frame["recipe"] = recipe_labels(frame)
@@ -252,9 +265,6 @@ def long_form(records: list[Record]) -> pd.DataFrame:
                 "suite": rec.suite,
                 "status": rec.status,
                 "scored_network": rec.scored_network,
-                **{key: _last_diagnostic(rec, key) for key in DETECTION},
-                "transition_estimate": rec.estimates.get("transition"),
-                "transition_true": _row_normalised(rec.noise.transition_counts),
                 "spec": rec.spec.model_dump(exclude_none=True),
                 "final": rec.final.model_dump() if rec.final else {},
                 "failure": rec.failure.model_dump() if rec.failure else {},
@@ -290,10 +300,23 @@ def leaderboard_markdown(
     for group in sorted(runs["group"].unique()):
         frame = runs[runs.group == group]
         parts.append(f"## {group}")
-        for metric, title in METRICS:
-            parts.append(f"### {title}\n\n{metric_table(frame, metric)}")
-            if metric == "last_acc":
-                parts.append(_group_notes(frame))
+        searched = frame["trial"].notna().any()
+        shown = frame
+        if searched:
+            shown = selection.chosen_runs(frame).assign(row=lambda f: f["method"])
+            parts.append(
+                "A hyperparameter search: each cell shows the configuration with the best mean "
+                "noisy-validation accuracy over seeds (never the test set); the chosen values "
+                "follow the tables."
+            )
+        for metric, title in _metrics(shown):
+            parts.append(f"### {title}\n\n{metric_table(shown, metric)}")
+            if metric == _metrics(shown)[0][0]:
+                parts.append(_group_notes(shown))
+        if searched:
+            parts.append(_search_tables(frame, shown))
+        if shown["best_val_acc"].notna().any():
+            parts.append(_agreement_table(frame))
         for key, title in DETECTION.items():
             flagging = frame[frame[key].notna()]
             if not flagging.empty:
@@ -309,6 +332,50 @@ def leaderboard_markdown(
     parts.append("## Failed runs\n\n" + _failed_table(failures))
     parts.append("## Unreadable records\n\n" + _problems_table(problems))
     return "\n\n".join(parts) + "\n"
+
+
+def _metrics(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """The tables a group gets, headline first: with a noisy validation split, the epoch it
+    selects (first, unless the suite's headline is the last epoch), then the others."""
+    if not frame["val_selected_acc"].notna().any():
+        return list(METRICS)
+    if (frame["headline"] == "last").all():
+        return [METRICS[0], VAL_METRIC, *METRICS[1:]]
+    return [VAL_METRIC, *METRICS]
+
+
+def _search_tables(frame: pd.DataFrame, chosen: pd.DataFrame) -> str:
+    """The chosen hyperparameters per cell, and what test-set selection would have added."""
+    columns = _column_order(frame)
+    picked = selection.chosen_hyperparameters(frame, chosen)
+    methods = sorted(frame["method"].unique())
+    body = [[m, *(picked.get((m, c), "") for c in columns)] for m in methods]
+    parts = ["### chosen hyperparameters (by noisy-validation accuracy)\n\n"
+             + _markdown_table(["method", *columns], body)]  # fmt: skip
+    gaps = selection.selection_gaps(frame, chosen)
+    rows = [
+        [g.method, g.column, f"{g.oracle:.2f}", f"{g.noisy_val:.2f}", f"{g.defaults:.2f}",
+         f"{g.gap:+.2f}"]
+        for g in gaps.sort_values(["method", "column"]).itertuples()
+    ]  # fmt: skip
+    header = ["method", "noise", "oracle (test-selected config and epoch)",
+              "noisy-val-selected", "defaults (noisy-val epoch)", "oracle − noisy-val"]  # fmt: skip
+    parts.append(
+        "### what test-set selection would add (mean test accuracy %, over seeds)\n\n"
+        + _markdown_table(header, rows, right=range(2, 6))
+    )
+    return "\n\n".join(parts)
+
+
+def _agreement_table(frame: pd.DataFrame) -> str:
+    """Kendall's tau between noisy-validation and test accuracy over every run of the group."""
+    agreement = selection.rank_agreement(frame)
+    rows = [[a.column, f"{a.tau:.3f}", str(a.runs)] for a in agreement.itertuples()]
+    return (
+        "### does the noisy validation rank as the test set does? (Kendall's τ over runs at "
+        "their noisy-val-selected epoch)\n\n"
+        + _markdown_table(["noise", "τ", "runs"], rows, right=(1, 2))
+    )
 
 
 def metric_table(frame: pd.DataFrame, metric: str) -> str:
@@ -361,11 +428,17 @@ def _header(ok: list[Record], runs: pd.DataFrame, failures: list[Record], proble
     lines += [
         "",
         "Cells: mean ± std (n) over seeds of test accuracy (%); std is the sample std (ddof=1),",
-        '"–" when n = 1. **Bold**: best mean in its column. The headline is the last epoch.',
+        '"–" when n = 1. **Bold**: best mean in its column. ' + _headline_sentence(runs),
         "Runs share a cell only when their specs differ in nothing but the seed; a method run",
         "under two recipes gets one row per recipe, named by the hyperparameters that differ.",
     ]
     return "\n".join(lines)
+
+
+def _headline_sentence(runs: pd.DataFrame) -> str:
+    if "headline" in runs and (runs["headline"] == "noisy_val").any():
+        return "The headline is the epoch selected by noisy-validation accuracy."
+    return "The headline is the last epoch."
 
 
 def _group_notes(frame: pd.DataFrame) -> str:

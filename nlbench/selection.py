@@ -1,0 +1,72 @@
+"""Model selection in the report: which configuration and epoch a leaderboard cell shows, picked by
+noisy-validation accuracy and never by the test set, and how far that is from the test-selected
+oracle.
+
+The runs of a search differ only in their hyperparameters (trial 0 is the method's defaults). Per
+(method, noise column) the report takes the configuration with the best mean noisy-validation
+accuracy over seeds (each run at its own noisy-validation-selected epoch), and shows that
+configuration's test accuracy at that epoch.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from scipy.stats import kendalltau
+
+
+def chosen_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the configuration each (method, column) picks by mean noisy-validation
+    accuracy over seeds; ties go to the lower trial (the defaults first)."""
+    picks = []
+    for _, cell in frame.groupby(["method", "column"]):
+        score = cell.groupby("hparams").agg(val=("best_val_acc", "mean"), trial=("trial", "min"))
+        best = score.sort_values(["val", "trial"], ascending=[False, True]).index[0]
+        picks.append(cell[cell["hparams"] == best])
+    return pd.concat(picks) if picks else frame.iloc[0:0]
+
+
+def chosen_hyperparameters(frame: pd.DataFrame, chosen: pd.DataFrame) -> pd.Series:
+    """Per (method, column): the chosen configuration, as the values that differ from the
+    method's defaults (trial 0), or "defaults"."""
+    out = {}
+    for (method, column), cell in chosen.groupby(["method", "column"]):
+        mine = json.loads(cell["hparams"].iloc[0])
+        base = frame[(frame["method"] == method) & (frame["trial"] == 0)]
+        default = json.loads(base["hparams"].iloc[0]) if not base.empty else {}
+        changed = [f"{k}={_short(v)}" for k, v in sorted(mine.items()) if default.get(k) != v]
+        out[(method, column)] = ", ".join(changed) or "defaults"
+    return pd.Series(out, dtype=object)
+
+
+def selection_gaps(frame: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, column), mean test accuracy over seeds under three choices: the oracle (the
+    configuration and epoch with the best *test* accuracy: an upper bound no practitioner has),
+    the noisy-validation choice, and the defaults at their noisy-validation-selected epoch; and
+    the gap between the oracle and the honest choice."""
+    rows = []
+    for (method, column), cell in frame.groupby(["method", "column"]):
+        oracle = cell.groupby("hparams")["best_acc"].mean().max()
+        mine = chosen[(chosen["method"] == method) & (chosen["column"] == column)]
+        honest = mine["val_selected_acc"].mean()
+        default = cell[cell["trial"] == 0]["val_selected_acc"].mean()
+        rows.append({"method": method, "column": column, "oracle": oracle,
+                     "noisy_val": honest, "defaults": default, "gap": oracle - honest})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def rank_agreement(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per noise column, Kendall's tau between the runs' noisy-validation accuracy and their test
+    accuracy at the same (noisy-validation-selected) epoch, over every method, trial and seed:
+    does ranking by the labels one has rank as the clean test set would?"""
+    rows = []
+    for column, cell in frame.groupby("column"):
+        pairs = cell.dropna(subset=["best_val_acc", "val_selected_acc"])
+        tau = kendalltau(pairs["best_val_acc"], pairs["val_selected_acc"]).statistic
+        rows.append({"column": column, "tau": tau, "runs": len(pairs)})
+    return pd.DataFrame(rows)
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
