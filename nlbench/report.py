@@ -312,7 +312,7 @@ def leaderboard_markdown(
         for metric, title in _metrics(shown):
             parts.append(f"### {title}\n\n{metric_table(shown, metric)}")
             if metric == _metrics(shown)[0][0]:
-                parts.append(_group_notes(shown))
+                parts.append(_group_notes(shown, recipes=not searched))
         if searched:
             parts.append(_search_tables(frame, shown))
         if shown["best_val_acc"].notna().any():
@@ -441,8 +441,9 @@ def _headline_sentence(runs: pd.DataFrame) -> str:
     return "The headline is the last epoch."
 
 
-def _group_notes(frame: pd.DataFrame) -> str:
-    """Realised noise per column, and a note for each method split over several recipes."""
+def _group_notes(frame: pd.DataFrame, recipes: bool = True) -> str:
+    """Realised noise per column, and (`recipes`) a note for each method split over several
+    recipes; a search's rows are one method each, its chosen values in their own table."""
     columns = _column_order(frame)
     realised = frame.groupby("column")["realised_rate"].mean()
     noise = ", ".join(
@@ -456,7 +457,7 @@ def _group_notes(frame: pd.DataFrame) -> str:
             "classes a wrong label outnumbers the true one; no method can be expected to recover them"
         )
     for method, rs in frame.groupby("method")["recipe"].unique().items():
-        if len(rs) > 1:
+        if recipes and len(rs) > 1:
             notes.append(
                 f"- note: {method} ran under {len(rs)} recipes ({'; '.join(sorted(rs))}); "
                 "one row per recipe, not merged"
