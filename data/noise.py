@@ -51,6 +51,14 @@ class NoisyLabels:
         return majority_flips(self.transition_counts)
 
 
+def realised_transition(counts: np.ndarray | list[list[int]]) -> np.ndarray:
+    """T[i, j] = the fraction of clean-class-i samples labelled j, from clean-by-noisy counts; a
+    class with no sample gets the identity row (nothing was flipped)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    rows = counts.sum(axis=1, keepdims=True)
+    return np.where(rows > 0, counts / np.maximum(rows, 1), np.eye(len(counts)))
+
+
 def majority_flips(counts: np.ndarray | list[list[int]]) -> list[int]:
     """The clean classes c for which some wrong label j != c is given to more samples of c than
     the true label: max_{j != c} T[c, j] > T[c, c], with T the transition counts (row = clean).

@@ -127,7 +127,7 @@ class ConfidentLearning(SingleNetwork):
         stream = Stream(ids, self.ctx.noisy_labels, views=(self.hp.view,),
                         batch_size=self.hp.batch_size)  # fmt: skip
         phase = "retrain" if stage == self.hp.folds else f"fold_{stage + 1}"
-        return EpochPlan(streams={"all": stream}, phase=phase)
+        return EpochPlan(streams={"all": stream}, phase=phase, interim=stage < self.hp.folds)
 
     @torch.no_grad()
     def _predict_fold(self, k: int) -> None:

@@ -27,12 +27,17 @@ from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
 
 
-def clean_probability(losses: np.ndarray, seed: int | None = None) -> np.ndarray:
+def clean_probability(
+    losses: np.ndarray, seed: int | None = None, normalise: bool = True
+) -> np.ndarray:
     """P(clean) per sample: the posterior of the low-mean component of a two-component GMM fitted
     to the losses min-max normalised to [0, 1] (`Train_cifar.py` l.175-190: max_iter 10, tol
-    1e-2, reg_covar 5e-4). `seed` fixes the k-means initialisation the official code leaves to
-    numpy's global generator."""
-    scaled = (losses - losses.min()) / max(float(losses.max() - losses.min()), 1e-12)
+    1e-2, reg_covar 5e-4). `normalise=False` fits the values as given: the mean of several
+    epochs' normalised losses, as the official code fits it (l.178-181). `seed` fixes the k-means
+    initialisation the official code leaves to numpy's global generator."""
+    scaled = losses
+    if normalise:
+        scaled = (losses - losses.min()) / max(float(losses.max() - losses.min()), 1e-12)
     gmm = GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=seed)
     gmm.fit(scaled.reshape(-1, 1))
     return gmm.predict_proba(scaled.reshape(-1, 1))[:, gmm.means_.argmin()]
@@ -220,9 +225,8 @@ class DivideMix(Method):
         history = self.losses.mean(dim=1).cpu().numpy()
         seed = int(self.ctx.rng.integers(2**31))
         for k in range(2):
-            self.clean_prob[k] = torch.from_numpy(clean_probability(history[k], seed)).to(
-                self.clean_prob
-            )
+            prob = clean_probability(history[k], seed, normalise=False)
+            self.clean_prob[k] = torch.from_numpy(prob).to(self.clean_prob)
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         name = next(iter(batch))

@@ -67,16 +67,17 @@ class ForwardCorrection(SingleNetwork):
     `forward_loss` through T_hat. `true_transition: true` skips the first stage and uses the
     realised T of the noise: an oracle (the paper's "forward T" rows), labelled so by its name.
 
-    Departure: the official code keeps the first stage's checkpoint with the lowest loss on a
-    held-out 10 % of the noisy training set; here the first stage's last epoch estimates T and
-    the whole training set trains both stages (no held-out split exists yet).
+    The estimating stage's epochs are interim: no selection rule scores forward correction by
+    them. Departure: the official code keeps the first stage's checkpoint with the lowest loss on
+    a held-out 10 % of the noisy training set; here the first stage's last epoch estimates T and
+    the training set (without any suite-level noisy validation split) trains both stages.
     """
 
     scored_network: str = "the corrected network (the estimating network during its stage)"
 
     class HParams(PatriniRecipe):
-        epochs: int = Field(240, ge=2)
-        """Both stages together."""
+        epochs: int | None = Field(None, ge=1)
+        """Both stages together; None = 240 (two 120-epoch stages), 120 with the true T."""
         estimate_epochs: int | None = Field(None, ge=0)
         """Length of the estimation stage; None = half of `epochs` (0 with the true T)."""
         true_transition: bool = False
@@ -88,6 +89,8 @@ class ForwardCorrection(SingleNetwork):
 
         @model_validator(mode="after")
         def _stages(self):
+            if self.epochs is None:
+                self.epochs = 120 if self.true_transition else 240
             if self.estimate_epochs is None:
                 self.estimate_epochs = 0 if self.true_transition else self.epochs // 2
             if self.true_transition and self.estimate_epochs:
@@ -98,6 +101,10 @@ class ForwardCorrection(SingleNetwork):
                     "stage estimates T, the other trains through it"
                 )
             return self
+
+    @classmethod
+    def uses_oracle_transition(cls, hp: HParams) -> bool:
+        return hp.true_transition
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)
@@ -119,6 +126,7 @@ class ForwardCorrection(SingleNetwork):
             self.transition = self._estimate()
         plan = super().begin_epoch(epoch)
         plan.phase = "estimate" if self.estimating else "correct"
+        plan.interim = self.estimating
         return plan
 
     @torch.no_grad()
@@ -138,7 +146,7 @@ class ForwardCorrection(SingleNetwork):
         )
         with self.autocast():
             logits = net(part.views[0])
-            loss = self.loss(logits, part.labels, part.indices)
+        loss = self.loss(logits, part.labels, part.indices)  # p @ T in fp32, not under autocast
         self.step(loss, optimizer, self.hp.clip_norm)
         return {"loss": loss.detach()}
 

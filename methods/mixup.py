@@ -60,9 +60,3 @@ class MixUp(SingleNetwork):
             loss = mixup_loss(logits.float(), part.labels, lam, perm)
         self.step(loss, self.optimizer, self.hp.clip_norm)
         return {"loss": loss.detach()}
-
-    def loss(
-        self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
-    ) -> torch.Tensor:
-        """The unmixed loss (lambda = 1): plain CE, for callers that score a batch as it is."""
-        return F.cross_entropy(logits.float(), labels)

@@ -123,7 +123,8 @@ class SOP(SingleNetwork):
         )
 
     def begin_epoch(self, epoch: int) -> EpochPlan:
-        views = ("weak", "autoaugment_cutout") if self.hp.ratio_consistency > 0 else ("weak",)
+        first = self.hp.view
+        views = (first, "autoaugment_cutout") if self.hp.ratio_consistency > 0 else (first,)
         stream = Stream(
             self.ctx.train_indices,
             self.ctx.noisy_labels,
@@ -150,24 +151,11 @@ class SOP(SingleNetwork):
         self.optimizer.zero_grad(set_to_none=True)
         self.noise_optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.hp.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.hp.clip_norm)
         self.noise_optimizer.step()
         self.optimizer.step()
         return {"loss": loss.detach()}
-
-    def loss(
-        self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
-    ) -> torch.Tensor:
-        """SOP's loss on one view of a batch (the u/v rows of `indices`)."""
-        onehot = F.one_hot(labels, self.ctx.num_classes).float()
-        return sop_loss(
-            logits.float(),
-            None,
-            onehot,
-            self.noise.u[indices],
-            self.noise.v[indices],
-            0.0,
-            self.hp.ratio_balance,
-        )
 
     @torch.no_grad()
     def diagnostics(self) -> Diagnostics:

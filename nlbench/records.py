@@ -68,6 +68,8 @@ class EpochLog(_Strict):
 
     epoch: int
     phase: str = "train"
+    interim: bool = False
+    """An epoch of a network that is not the method's final one (a stage's); never selected."""
     losses: dict[str, float]
     test_acc: float
     noisy_val_acc: float | None = None
@@ -80,7 +82,8 @@ class EpochLog(_Strict):
 class FinalMetrics(_Strict):
     """The last epoch, the mean of the last 10 epochs, the test-selected best (an upper bound,
     labelled so), and with a noisy validation split the epoch it selects: its test accuracy and
-    its noisy-validation accuracy (the first epoch with the best one)."""
+    its noisy-validation accuracy (the first epoch with the best one). Interim epochs (a staged
+    method's earlier networks) are never selected."""
 
     last_acc: float
     best_acc: float
@@ -95,10 +98,11 @@ class FinalMetrics(_Strict):
         if not epochs:
             return None
         accs = [e.test_acc for e in epochs]
-        best = max(range(len(accs)), key=accs.__getitem__)
-        tail = accs[-10:]
+        final = [i for i, e in enumerate(epochs) if not e.interim] or list(range(len(epochs)))
+        best = max(final, key=accs.__getitem__)
+        tail = [accs[i] for i in final][-10:]
         selected: dict[str, float | int] = {}
-        scored = [i for i, e in enumerate(epochs) if e.noisy_val_acc is not None]
+        scored = [i for i in final if epochs[i].noisy_val_acc is not None]
         if scored:
             pick = max(scored, key=lambda i: epochs[i].noisy_val_acc)
             selected = {"val_selected_acc": accs[pick], "val_epoch": epochs[pick].epoch,
@@ -131,8 +135,8 @@ class Record(_Strict):
     wall_seconds: float
     images_per_second: float | None
     estimates: dict[str, list[list[float]]] = Field(default_factory=dict)
-    """What a method estimated about the noise, as of its last epoch (forward correction's
-    `transition`, rows = clean class), for the report's heat-maps."""
+    """What a method estimated about the noise, as of its last epoch (the `transition` matrix of
+    forward correction or Confident Learning, rows = clean class), for the report's heat-maps."""
     data_id: str | None = None
     """A digest of the data and label files' contents (`config.data_identity`): reports never
     put runs on different bytes under one label in one cell."""

@@ -125,6 +125,11 @@ def engine_for(
         validation = noisy_validation_split(
             noisy.labels, dataset.num_classes, chosen["fraction"], chosen["seed"]
         )
+        if len(validation) == 0:
+            raise ConfigError(
+                f"{spec.describe()}: selection.fraction {chosen['fraction']} holds out no sample "
+                f"of {len(noisy.labels)}; raise it"
+            )
     return Engine(
         dataset,
         noisy,
@@ -233,7 +238,7 @@ def check_method(spec: RunSpec, data: DataCache) -> None:
     engine = engine_for(spec, data, torch.device("cpu"), EngineOptions(progress=False))
     method_cls = get_method(spec.method["name"])
     try:
-        method_cls(engine.ctx, method_cls.HParams.model_validate(spec.method["hparams"]))
+        engine.build(method_cls, method_cls.HParams.model_validate(spec.method["hparams"]))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{spec.describe()}: {exc}") from None
 

@@ -237,3 +237,27 @@ def test_noise_detection_is_scored_against_the_truly_mislabelled_samples():
     assert scores["fraction_flagged"] == 0.5
     nothing = score_diagnostics(Diagnostics(flagged=torch.zeros(6, dtype=torch.bool)), noisy, clean)
     assert "detection_precision" not in nothing and nothing["detection_recall"] == 0.0
+
+
+def test_an_interim_stages_epochs_are_never_selected():
+    """Forward's estimating network may score higher early on; no rule credits it to forward."""
+    from nlbench.records import EpochLog, FinalMetrics
+
+    def epoch(i, acc, interim, val):
+        return EpochLog(epoch=i, interim=interim, losses={}, test_acc=acc, noisy_val_acc=val,
+                        seconds={}, images_per_second=1.0)  # fmt: skip
+
+    final = FinalMetrics.of([epoch(0, 90.0, True, 80.0), epoch(1, 50.0, False, 40.0),
+                             epoch(2, 60.0, False, 45.0)])  # fmt: skip
+    assert (final.best_acc, final.best_epoch, final.val_epoch) == (60.0, 2, 2)
+    assert final.mean_last10 == 55.0 and final.last_acc == 60.0
+
+
+def test_only_the_named_oracle_gets_the_realised_transition_in_its_context():
+    eng = engine()
+    plain = eng.build(ForwardCorrection, ForwardCorrection.HParams(**SMALL, epochs=4))
+    assert plain.ctx.oracle_transition is None and plain.transition is None
+    oracle = eng.build(ForwardCorrection, ForwardCorrection.HParams(**SMALL, true_transition=True))
+    assert oracle.hp.epochs == 120  # one 120-epoch stage, as the paper's "forward T" rows
+    assert torch.allclose(oracle.transition.sum(1), torch.ones(4))
+    assert eng.build(ELR, ELR.HParams(**SMALL, epochs=1)).ctx.oracle_transition is None

@@ -24,8 +24,9 @@ class MethodContext:
     so; no other method should. `rng`/`generator` are seeded from the run seed so a run reproduces.
 
     `oracle_transition` is the realised noise's transition matrix (row-normalised clean-by-noisy
-    counts): aggregate knowledge of the clean labels, there only for a method's explicitly named
-    oracle option (forward correction with the true T); a default recipe never reads it.
+    counts): aggregate knowledge of the clean labels, set by the engine only for a method whose
+    `uses_oracle_transition(hp)` says its hyperparameters name that oracle (forward correction
+    with the true T); None for every other run.
     """
 
     num_classes: int

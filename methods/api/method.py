@@ -110,6 +110,12 @@ class Method(ABC):
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of the scored network for normalised images (eval mode is set by the engine)."""
 
+    @classmethod
+    def uses_oracle_transition(cls, hp: MethodHParams) -> bool:
+        """Whether these hyperparameters name an oracle that reads the realised transition matrix
+        (`MethodContext.oracle_transition`); only then does the engine put it in the context."""
+        return False
+
     def end_epoch(self, epoch: int) -> None:
         """Called after evaluation: step every LR scheduler the method holds (the official order)."""
         for sched in self.parts(LRScheduler).values():

@@ -42,6 +42,9 @@ class EpochPlan:
     `steps=None` means one pass over the first stream (len // batch_size, at least 1). `phase`
     names the stage of a method whose training has stages (forward correction first trains the
     network that estimates T, then the corrected one); the engine records it with the epoch.
+    `interim` marks an epoch that trains a network other than the method's final one (forward
+    correction's estimating network, Confident Learning's fold networks): its accuracy is
+    recorded but no epoch-selection rule (best, noisy-validation, last 10) may pick it.
     `followed_by` is a second pass in the same epoch, run after this one's steps with its own
     streams (DivideMix trains network 1 for a pass on its split, then network 2 on the other);
     the batches a step gets name the streams of the pass they come from.
@@ -50,6 +53,7 @@ class EpochPlan:
     streams: dict[str, Stream]
     steps: int | None = None
     phase: str = "train"
+    interim: bool = False
     followed_by: EpochPlan | None = None
 
     def passes(self) -> list[EpochPlan]:

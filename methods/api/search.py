@@ -1,13 +1,15 @@
 """Search spaces: the knobs a method's paper tunes, declared once beside its hyperparameters.
 
 A method's `HParams.search_space` maps hyperparameter names to distributions; a suite with
-`search: {trials: N, seed: S}` runs its defaults as trial 0 and N - 1 configurations drawn from
-the space (random search), each an ordinary run with its own record. The report then picks a
+`search: {trials: N, seed: S}` runs its defaults as trial 0 and up to N - 1 distinct
+configurations drawn from the space (random search; a small discrete space may hold fewer), each
+an ordinary run with its own record. The report then picks a
 configuration per cell by noisy-validation accuracy, never by the test set.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -52,10 +54,13 @@ Distribution = Choice | Uniform | LogUniform
 
 
 def draw_configuration(
-    space: dict[str, Distribution], seed: int, method_index: int, trial: int
+    space: dict[str, Distribution], seed: int, entry: str, trial: int, attempt: int = 0
 ) -> dict[str, Any]:
-    """Trial `trial`'s values for one method entry: a pure function of the suite's search seed,
-    the entry's position and the trial number, so a resumed or re-expanded search draws the same
-    configurations. Names are drawn in sorted order, whatever order the space lists them in."""
-    rng = np.random.default_rng([seed, method_index, trial])
+    """One draw for trial `trial` of a method entry: a pure function of the suite's search seed,
+    the entry (its method name and default recipe, not its position in the suite, so adding an
+    entry redraws nothing else), the trial and the attempt (a repeat is drawn again). Names are
+    drawn in sorted order, whatever order the space lists them in."""
+    key = [int.from_bytes(hashlib.sha256(entry.encode()).digest()[i : i + 4], "little")
+           for i in (0, 4)]  # fmt: skip
+    rng = np.random.default_rng([seed, *key, trial, attempt])
     return {name: space[name].draw(rng) for name in sorted(space)}

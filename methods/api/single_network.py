@@ -7,7 +7,6 @@ optimiser, schedule, stream and mixed precision are the base's.
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from typing import Literal
 
 import torch
@@ -88,12 +87,13 @@ class SingleNetwork(Method):
         )
         return optimizer, schedule
 
-    @abstractmethod
     def loss(
         self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
         """The scalar loss of one batch; `indices` are the samples' train-set ids (for methods
-        that keep per-sample state)."""
+        that keep per-sample state). A method that overrides `train_step` with its own loss
+        (MixUp on mixed batches, SOP with two views) need not write this."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither loss() nor train_step()")
 
     def begin_epoch(self, epoch: int) -> EpochPlan:
         stream = Stream(

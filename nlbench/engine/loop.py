@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from nlbench.data.dataset import Dataset
-from nlbench.data.noise import NoisyLabels
+from nlbench.data.noise import NoisyLabels, realised_transition
 from nlbench.engine.sampling import StreamSampler
-from nlbench.methods.api import Diagnostics, Method
+from nlbench.methods.api import Diagnostics, Method, MethodHParams
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import EpochPlan, StreamBatch
 from nlbench.methods.toolkit.neighbours import NeighbourIndex
@@ -132,13 +132,11 @@ class _Views:
         )
 
 
-def realised_transition(noisy: torch.Tensor, clean: torch.Tensor, classes: int) -> torch.Tensor:
-    """T[i, j] = fraction of clean-class-i samples labelled j (rows of absent classes: identity)."""
-    counts = torch.zeros(classes, classes, device=noisy.device)
-    counts.index_put_((clean, noisy), torch.ones_like(noisy, dtype=counts.dtype), accumulate=True)
-    rows = counts.sum(1, keepdim=True)
-    eye = torch.eye(classes, device=noisy.device)
-    return torch.where(rows > 0, counts / rows.clamp(min=1), eye)
+def transition_of(noisy: torch.Tensor, clean: torch.Tensor, classes: int) -> torch.Tensor:
+    """The realised transition matrix of these labels (`data.noise.realised_transition`)."""
+    counts = (clean.cpu() * classes + noisy.cpu()).bincount(minlength=classes * classes)
+    matrix = realised_transition(counts.view(classes, classes).numpy())
+    return torch.from_numpy(matrix).float().to(noisy.device)
 
 
 def score_diagnostics(
@@ -165,7 +163,7 @@ def score_diagnostics(
         out["detection_recall"] = caught / wrong.sum().clamp(min=1)
     if diag.transition is not None:
         estimate = diag.transition.to(noisy.device).float()
-        truth = realised_transition(noisy, clean, estimate.shape[0])
+        truth = transition_of(noisy, clean, estimate.shape[0])
         out["transition_error"] = (estimate - truth).abs().mean()
     labels = noisy if diag.labels is None else diag.labels.to(noisy.device)
     correct = labels == clean
@@ -266,7 +264,8 @@ class Engine:
         self.y_test = torch.from_numpy(dataset.y_test).long().to(device)
         amp_dtype = torch.bfloat16 if self.switches["amp_bf16"] else None
         # Partials of module functions over the views (images only), not bound methods of the
-        # engine: nothing reachable from the context leads to the clean labels.
+        # engine: nothing reachable from the context leads to the clean labels (`build` adds the
+        # realised transition matrix only for a method that names that oracle).
         self.ctx = MethodContext(
             num_classes=dataset.num_classes,
             image_shape=dataset.image_shape,
@@ -289,13 +288,21 @@ class Engine:
                 NeighbourIndex.build, backend=options.neighbour_backend
             ),
             amp_dtype=amp_dtype,
-            oracle_transition=realised_transition(self.noisy, self.clean, dataset.num_classes),
         )
         # The feature pass reads the context's precision when it runs, so the pass and the training
         # steps always share one setting.
         self.ctx.features = functools.partial(
             _feature_pass, self.views, self.ctx.autocast, options.eval_batch_size
         )
+
+    def build(self, method_cls: type[Method], hp: MethodHParams) -> Method:
+        """The method on this run's context; the realised transition matrix is put in the
+        context only for a method whose hyperparameters name the oracle that reads it."""
+        wants = method_cls.uses_oracle_transition(hp)
+        self.ctx.oracle_transition = (
+            transition_of(self.noisy, self.clean, self.dataset.num_classes) if wants else None
+        )
+        return method_cls(self.ctx, hp)
 
     @torch.no_grad()
     def evaluate(self, method: Method) -> float:
@@ -432,7 +439,7 @@ class Engine:
         (the runner logs it), and a checkpoint, when given, is resumed from and kept up to date."""
         hp = method_cls.HParams.model_validate(hparams)
         try:
-            method = method_cls(self.ctx, hp)
+            method = self.build(method_cls, hp)
         except Exception as exc:  # the runner checked the configuration: this is a failed run
             raise RunFailed(f"{type(exc).__name__}: {exc}", 0, []) from exc
         method.train_mode(True)
@@ -483,6 +490,7 @@ class Engine:
                     {
                         "epoch": epoch,
                         "phase": plan.phase,
+                        **({"interim": True} if plan.interim else {}),
                         "losses": {k: round(v, 6) for k, v in losses.items()},
                         "test_acc": acc,
                         **({} if val_acc is None else {"noisy_val_acc": val_acc}),
