@@ -21,12 +21,13 @@ EXIT_PROBLEMS = 3
 
 
 def _report(
-    results: Path, out: Path, suite_file: Path | None = None
+    results: Path, out: Path, suite_file: Path | None = None, headline: str | None = None
 ) -> tuple[object, list[tuple[Path, str]]]:
     """Rebuild the report of `results`. A paper suite's published table, and the recipe its Δ
     holds for, come from the suite file as written (never from `--set` overrides: a shortened
     run must not be compared with the paper); for `report`, from the shipped suite of the
-    records' name."""
+    records' name. `headline` is the selection rule to lead with (the suite's, as run); without
+    it, the suite file's, else the records'."""
     from nlbench.config import expand, expected_recipes, load_suite
     from nlbench.report import build_report
     from nlbench.store import Store
@@ -44,8 +45,11 @@ def _report(
     suite = load_suite(suite_file) if suite_file is not None else None
     paper = suite.paper if suite is not None else None
     expected = expected_recipes(expand(suite)) if paper is not None else None
+    if headline is None and suite is not None and suite.selection is not None:
+        headline = suite.selection.headline
     problems_text = [(str(p), m) for p, m in problems]
-    paths = build_report(records, out, problems=problems_text, paper=paper, expected=expected)
+    paths = build_report(records, out, problems=problems_text, paper=paper, expected=expected,
+                         headline=headline)  # fmt: skip
     return paths, problems
 
 
@@ -132,7 +136,8 @@ def _run_suite(suite, args: argparse.Namespace, suite_file: Path | None = None) 
     for line in summary.failed:
         print(f"failed: {line}")
     if summary.ran + summary.skipped:
-        paths, _ = _report(results, reports, suite_file)
+        headline = suite.selection.headline if suite.selection is not None else None
+        paths, _ = _report(results, reports, suite_file, headline)
         _print_paths(paths)
     for path, problem, moved in summary.problems:
         print(

@@ -497,7 +497,7 @@ def expand(suite: Suite) -> list[RunSpec]:
             for index, method in enumerate(suite.methods):
                 layers = [ds.hparams.get(method.name, {}), nz.hparams.get(method.name, {})]
                 hparams = _resolve(suite, index, layers)
-                for trial, recipe in _trials(suite, index, hparams):
+                for tags, recipe in _trials(suite, index, hparams):
                     for ratio in nz.ratios:
                         for seed in suite.seeds:
                             spec = RunSpec(
@@ -509,8 +509,7 @@ def expand(suite: Suite) -> list[RunSpec]:
                                     "seed": seed if nz.seed is None else nz.seed,
                                     "options": nz.options,
                                 },
-                                method={"name": method.name, "hparams": recipe}
-                                | ({} if trial is None else {"trial": trial}),
+                                method={"name": method.name, "hparams": recipe} | (tags or {}),
                                 seed=seed,
                                 engine=engine,
                                 selection=_selection(suite, seed),
@@ -528,25 +527,40 @@ def _selection(suite: Suite, seed: int) -> dict[str, Any] | None:
     return chosen
 
 
-def _trials(suite: Suite, index: int, hparams: dict[str, Any]) -> list[tuple[int | None, dict]]:
-    """(trial, hparams) of one method entry: just its recipe without a search; with one, the
-    recipe as trial 0 and `trials - 1` draws from the method's search space (none if it has no
-    space: there is nothing to search)."""
+DRAW_ATTEMPTS = 50
+"""Draws tried per trial before a search space counts as exhausted."""
+
+
+def _trials(suite: Suite, index: int, hparams: dict[str, Any]) -> list[tuple[dict | None, dict]]:
+    """(search tags, hparams) of one method entry: its recipe alone without a search; with one,
+    the recipe as trial 0 and up to `trials - 1` further *distinct* configurations drawn from the
+    method's search space (fewer when a small space runs out; none without a space). The tags
+    name the trial and the entry's default recipe, so the report groups an entry's trials."""
     from nlbench.methods.api import get as get_method
     from nlbench.methods.api.search import draw_configuration
 
     if suite.search is None:
         return [(None, hparams)]
-    cls = get_method(suite.methods[index].name)
+    name = suite.methods[index].name
+    cls = get_method(name)
     space = cls.HParams.search_space
-    trials = [(0, hparams)]
+    recipe = hashlib.sha256(json.dumps(hparams, sort_keys=True).encode()).hexdigest()[:8]
+    seen = {json.dumps(hparams, sort_keys=True)}
+    trials = [({"trial": 0, "recipe": recipe}, hparams)]
     for trial in range(1, suite.search.trials if space else 1):
-        drawn = draw_configuration(space, suite.search.seed, index, trial)
-        try:
-            trials.append((trial, cls.HParams.model_validate({**hparams, **drawn}).model_dump()))
-        except ValidationError as exc:
-            where = f"methods[{index}] ({suite.methods[index].name}) search trial {trial}"
-            raise explain(exc, cls.HParams, where) from None
+        for attempt in range(DRAW_ATTEMPTS):
+            drawn = draw_configuration(space, suite.search.seed, f"{name}:{recipe}", trial, attempt)
+            try:
+                config = cls.HParams.model_validate({**hparams, **drawn}).model_dump()
+            except ValidationError as exc:
+                where = f"methods[{index}] ({name}) search trial {trial}"
+                raise explain(exc, cls.HParams, where) from None
+            if json.dumps(config, sort_keys=True) not in seen:
+                seen.add(json.dumps(config, sort_keys=True))
+                trials.append(({"trial": trial, "recipe": recipe}, config))
+                break
+        else:
+            break  # the space holds no configuration not run yet
     return trials
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.stats import kendalltau
+
+from nlbench.selection import rank_agreement
 
 PREFIXES = ("acc_vs_noise_", "curves_", "diagnostics_", "transition_", "val_vs_test_")
 DIAGNOSTIC_ORDER = (
@@ -195,7 +196,7 @@ def val_vs_test(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
             mine = here[here["method"] == method]
             ax.scatter(mine["best_val_acc"], mine["val_selected_acc"], s=14, alpha=0.7,
                        color=colours[method], label=method)  # fmt: skip
-        tau = kendalltau(here["best_val_acc"], here["val_selected_acc"]).statistic
+        tau = float(rank_agreement(here)["tau"].iloc[0])
         ax.set_title(
             f"noise {column}: Kendall's τ = {tau:.2f} ({len(here)} runs)", fontsize="medium"
         )

@@ -19,7 +19,7 @@ import pandas as pd
 
 from nlbench import plots, selection
 from nlbench.config import dataset_label, label_options, noise_label_options
-from nlbench.data.noise import majority_flips
+from nlbench.data.noise import majority_flips, realised_transition
 from nlbench.published import PaperTable, paper_table
 from nlbench.records import Record
 
@@ -33,7 +33,7 @@ VAL_METRIC = (
     "epoch selected by noisy-validation accuracy (labels a practitioner has), test accuracy (%)",
 )
 """Shown only for runs with a noisy validation split; first when the suite's headline is it."""
-SELECTION_COLUMNS = ["trial", "headline", "best_val_acc", "val_selected_acc"]
+SELECTION_COLUMNS = ["trial", "entry", "headline", "best_val_acc", "val_selected_acc"]
 KNOWN_SPEC_FIELDS = ("suite", "seed", "dataset", "noise", "method", "selection")
 CSV_ORDER = [
     "spec.dataset.name",
@@ -95,13 +95,15 @@ def build_report(
     problems: Sequence[tuple[str | Path, str]] | None = None,
     paper: PaperTable | None = None,
     expected: dict | None = None,
+    headline: str | None = None,
 ) -> ReportPaths:
     """Write leaderboard.md, leaderboard.csv and plots/*.png for these records into `out_dir`.
 
     `records` may hold failed runs as well; `problems` are (path, why) for records the store could
     not read. Failed runs and problems are listed, never silently dropped, because a missing cell
     otherwise looks like a method that was never run. Plots from an earlier report are removed
-    first so the folder matches the leaderboard.
+    first so the folder matches the leaderboard. `headline` ("noisy_val" or "last") is the rule
+    the tables lead with where runs have a noisy validation split; None reads it from the records.
     """
     ok = [r for r in records if r.ok]
     failures = sorted((r for r in records if not r.ok), key=lambda r: r.run_id)
@@ -121,7 +123,7 @@ def build_report(
     markdown = out_dir / "leaderboard.md"
     published = (paper, expected or {}) if paper is not None else None
     text = leaderboard_markdown(
-        ok, runs, failures, list(problems or []), group_plots, out_dir, published
+        ok, runs, failures, list(problems or []), group_plots, out_dir, published, headline
     )
     markdown.write_text(text, encoding="utf-8")
     csv = out_dir / "leaderboard.csv"
@@ -169,11 +171,12 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
                 "scored_network": rec.scored_network,
                 **{key: _last_diagnostic(rec, key) for key in DETECTION},
                 "trial": spec["method"].get("trial"),
+                "entry": spec["method"].get("recipe"),
                 "headline": (spec.get("selection") or {}).get("headline"),
                 "best_val_acc": final.get("best_val_acc"),
                 "val_selected_acc": final.get("val_selected_acc"),
                 "transition_estimate": rec.estimates.get("transition"),
-                "transition_true": _row_normalised(rec.noise.transition_counts),
+                "transition_true": realised_transition(rec.noise.transition_counts).tolist(),
                 **{metric: final.get(metric) for metric, _ in METRICS},
             }
         )
@@ -187,6 +190,8 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
         frame[metric] = pd.to_numeric(frame[metric])
     frame["realised_rate"] = pd.to_numeric(frame["realised_rate"])
     frame["recipe"] = recipe_labels(frame)
+    searched = frame["entry"].notna()
+    frame.loc[searched, "recipe"] = selection.entry_labels(frame[searched])
     frame["row"] = (frame["method"] + " " + frame["recipe"]).str.strip()
     order = sorted(
         frame[["ratio", "column"]].drop_duplicates().itertuples(index=False),
@@ -199,11 +204,6 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
 
 def _last_diagnostic(rec: Record, key: str) -> float | None:
     return rec.epochs[-1].diagnostics.get(key) if rec.epochs else None
-
-
-def _row_normalised(counts: list[list[int]]) -> list[list[float]]:
-    """Transition counts (rows = clean class) as the realised T; an empty row stays zero."""
-    return [[c / max(1, sum(row)) for c in row] for row in counts]
 
 
 def recipe_labels(runs: pd.DataFrame) -> pd.Series:
@@ -293,9 +293,12 @@ def leaderboard_markdown(
     group_plots: dict[str, list[Path]],
     out_dir: Path,
     published: tuple[PaperTable, dict] | None = None,
+    headline: str | None = None,
 ) -> str:
     """The whole leaderboard.md: a header that says how to read it, then one section per group
     (with the paper's numbers beside ours where the suite carries them)."""
+    if headline is not None:
+        runs = runs.assign(headline=headline)
     parts = [_header(ok, runs, failures, problems)]
     for group in sorted(runs["group"].unique()):
         frame = runs[runs.group == group]
@@ -303,7 +306,7 @@ def leaderboard_markdown(
         searched = frame["trial"].notna().any()
         shown = frame
         if searched:
-            shown = selection.chosen_runs(frame).assign(row=lambda f: f["method"])
+            shown = selection.chosen_runs(frame)
             parts.append(
                 "A hyperparameter search: each cell shows the configuration with the best mean "
                 "noisy-validation accuracy over seeds (never the test set); the chosen values "
@@ -318,7 +321,7 @@ def leaderboard_markdown(
         if shown["best_val_acc"].notna().any():
             parts.append(_agreement_table(frame))
         for key, title in DETECTION.items():
-            flagging = frame[frame[key].notna()]
+            flagging = shown[shown[key].notna()]
             if not flagging.empty:
                 parts.append(f"### {title}\n\n{metric_table(flagging, key)}")
         comparison = paper_table(frame, *published) if published else None
@@ -348,15 +351,15 @@ def _search_tables(frame: pd.DataFrame, chosen: pd.DataFrame) -> str:
     """The chosen hyperparameters per cell, and what test-set selection would have added."""
     columns = _column_order(frame)
     picked = selection.chosen_hyperparameters(frame, chosen)
-    methods = sorted(frame["method"].unique())
-    body = [[m, *(picked.get((m, c), "") for c in columns)] for m in methods]
+    rows = sorted(chosen["row"].unique())
+    body = [[r, *(picked.get((r, c), "") for c in columns)] for r in rows]
     parts = ["### chosen hyperparameters (by noisy-validation accuracy)\n\n"
              + _markdown_table(["method", *columns], body)]  # fmt: skip
     gaps = selection.selection_gaps(frame, chosen)
     rows = [
-        [g.method, g.column, f"{g.oracle:.2f}", f"{g.noisy_val:.2f}", f"{g.defaults:.2f}",
+        [g.row, g.column, f"{g.oracle:.2f}", f"{g.noisy_val:.2f}", f"{g.defaults:.2f}",
          f"{g.gap:+.2f}"]
-        for g in gaps.sort_values(["method", "column"]).itertuples()
+        for g in gaps.sort_values(["row", "column"]).itertuples()
     ]  # fmt: skip
     header = ["method", "noise", "oracle (test-selected config and epoch)",
               "noisy-val-selected", "defaults (noisy-val epoch)", "oracle − noisy-val"]  # fmt: skip

@@ -2,10 +2,10 @@
 noisy-validation accuracy and never by the test set, and how far that is from the test-selected
 oracle.
 
-The runs of a search differ only in their hyperparameters (trial 0 is the method's defaults). Per
-(method, noise column) the report takes the configuration with the best mean noisy-validation
-accuracy over seeds (each run at its own noisy-validation-selected epoch), and shows that
-configuration's test accuracy at that epoch.
+The runs of a search differ only in their hyperparameters (trial 0 is the entry's defaults). Per
+(method entry, noise column) the report takes the configuration with the best mean
+noisy-validation accuracy over seeds (each run at its own noisy-validation-selected epoch), and
+shows that configuration's test accuracy at that epoch.
 """
 
 from __future__ import annotations
@@ -16,11 +16,29 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 
+def entry_labels(frame: pd.DataFrame) -> pd.Series:
+    """Per run of a search, the row label of its method entry: "" when its method has one entry
+    in the cell, else the default-recipe values that tell the entries apart (`variant=hard`)."""
+    labels = pd.Series("", index=frame.index, dtype=object)
+    defaults = frame[frame["trial"] == 0]
+    for _, cell in defaults.groupby(["method", "column"]):
+        recipes = cell.drop_duplicates("entry")
+        if len(recipes) < 2:
+            continue
+        parsed = [json.loads(h) for h in recipes["hparams"]]
+        keys = sorted({k for h in parsed for k in h})
+        differing = [k for k in keys if len({json.dumps(h.get(k)) for h in parsed}) > 1]
+        for entry, h in zip(recipes["entry"], parsed):
+            mine = (frame["entry"] == entry) & (frame["column"] == cell["column"].iloc[0])
+            labels[mine] = ", ".join(f"{k}={_short(h.get(k))}" for k in differing)
+    return labels
+
+
 def chosen_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs of the configuration each (method, column) picks by mean noisy-validation
-    accuracy over seeds; ties go to the lower trial (the defaults first)."""
+    """The runs of the configuration each (row, column) picks by mean noisy-validation accuracy
+    over seeds, a row being one method entry; ties go to the lower trial (the defaults first)."""
     picks = []
-    for _, cell in frame.groupby(["method", "column"]):
+    for _, cell in frame.groupby(["row", "column"]):
         score = cell.groupby("hparams").agg(val=("best_val_acc", "mean"), trial=("trial", "min"))
         best = score.sort_values(["val", "trial"], ascending=[False, True]).index[0]
         picks.append(cell[cell["hparams"] == best])
@@ -28,31 +46,31 @@ def chosen_runs(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def chosen_hyperparameters(frame: pd.DataFrame, chosen: pd.DataFrame) -> pd.Series:
-    """Per (method, column): the chosen configuration, as the values that differ from the
-    method's defaults (trial 0), or "defaults"."""
+    """Per (row, column): the chosen configuration, as the values that differ from that entry's
+    defaults in that column (its trial 0), or "defaults"."""
     out = {}
-    for (method, column), cell in chosen.groupby(["method", "column"]):
+    for (row, column), cell in chosen.groupby(["row", "column"]):
         mine = json.loads(cell["hparams"].iloc[0])
-        base = frame[(frame["method"] == method) & (frame["trial"] == 0)]
+        base = frame[(frame["row"] == row) & (frame["column"] == column) & (frame["trial"] == 0)]
         default = json.loads(base["hparams"].iloc[0]) if not base.empty else {}
         changed = [f"{k}={_short(v)}" for k, v in sorted(mine.items()) if default.get(k) != v]
-        out[(method, column)] = ", ".join(changed) or "defaults"
+        out[(row, column)] = ", ".join(changed) or "defaults"
     return pd.Series(out, dtype=object)
 
 
 def selection_gaps(frame: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, column), mean test accuracy over seeds under three choices: the oracle (the
+    """Per (row, column), mean test accuracy over seeds under three choices: the oracle (the
     configuration and epoch with the best *test* accuracy: an upper bound no practitioner has),
     the noisy-validation choice, and the defaults at their noisy-validation-selected epoch; and
     the gap between the oracle and the honest choice."""
     rows = []
-    for (method, column), cell in frame.groupby(["method", "column"]):
+    for (row, column), cell in frame.groupby(["row", "column"]):
         oracle = cell.groupby("hparams")["best_acc"].mean().max()
-        mine = chosen[(chosen["method"] == method) & (chosen["column"] == column)]
+        mine = chosen[(chosen["row"] == row) & (chosen["column"] == column)]
         honest = mine["val_selected_acc"].mean()
         default = cell[cell["trial"] == 0]["val_selected_acc"].mean()
-        rows.append({"method": method, "column": column, "oracle": oracle,
-                     "noisy_val": honest, "defaults": default, "gap": oracle - honest})  # fmt: skip
+        rows.append({"row": row, "column": column, "oracle": oracle, "noisy_val": honest,
+                     "defaults": default, "gap": oracle - honest})  # fmt: skip
     return pd.DataFrame(rows)
 
 

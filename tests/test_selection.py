@@ -99,11 +99,33 @@ def test_a_search_runs_the_defaults_as_trial_0_and_draws_the_rest_reproducibly()
     again = expand(suite(selection={"fraction": 0.1}, search={"trials": 4, "seed": 7}))
     assert [s.run_id for s in again] == [s.run_id for s in specs]
     other = expand(suite(selection={"fraction": 0.1}, search={"trials": 4, "seed": 8}))
-    assert {s.run_id for s in other} & {s.run_id for s in specs} == {
-        s.run_id for s in specs if s.method["trial"] == 0
-    }
+    other_ce = {s.run_id for s in other if s.method["name"] == "ce"}
+    ce_ids = {s.run_id for s in specs if s.method["name"] == "ce"}
+    assert other_ce & ce_ids == {s.run_id for s in specs if s.method["name"] == "ce"
+                                 and s.method["trial"] == 0}  # fmt: skip
     assert all(s.selection == {"split": "noisy_val", "fraction": 0.1, "seed": s.seed,
                                "headline": "noisy_val"} for s in specs)  # fmt: skip
+
+
+def test_a_search_never_repeats_a_configuration_and_stops_when_the_space_runs_out():
+    raw = {"name": "s", "datasets": ["digits"], "noise": [{"model": "sym", "ratios": [0.5]}],
+           "seeds": [0], "methods": [{"name": "bootstrap"}, {"name": "gce"}],
+           "selection": {}, "search": {"trials": 8, "seed": 0}}  # fmt: skip
+    specs = expand(suite_from_dict(raw, "suite"))
+    for name, size in (("bootstrap", 3), ("gce", 5)):  # beta in {0.8, 0.9, 0.95}; 5 values of q
+        mine = [s for s in specs if s.method["name"] == name]
+        configs = {json.dumps(s.method["hparams"], sort_keys=True) for s in mine}
+        assert len(mine) == len(configs) == size
+        assert [s.method["trial"] for s in mine] == list(range(size))
+
+
+def test_adding_a_method_entry_redraws_no_other_entrys_trials():
+    one = expand(suite(selection={}, search={"trials": 4}))
+    raw = {"name": "s", "datasets": ["digits"], "noise": [{"model": "sym", "ratios": [0.5]}],
+           "seeds": [0, 1], "methods": [{"name": "gce"}, {"name": "ce"}, {"name": "ssr"}],
+           "selection": {}, "search": {"trials": 4}}  # fmt: skip
+    two = expand(suite_from_dict(raw, "suite"))
+    assert {s.run_id for s in one} <= {s.run_id for s in two}
 
 
 def test_the_headline_rule_does_not_change_a_run_and_no_selection_changes_nothing():
@@ -188,7 +210,7 @@ def _searched_record(trial: int, seed: int, val: list[float], test: list[float])
 
     raw = record_dict(f"t{trial}-s{seed}", seed=seed, accs=tuple(test),
                       hparams={"epochs": len(test), "lr": [0.02, 0.1, 0.005][trial]})  # fmt: skip
-    raw["spec"]["method"]["trial"] = trial
+    raw["spec"]["method"].update(trial=trial, recipe="0123abcd")
     raw["spec"]["selection"] = {"split": "noisy_val", "fraction": 0.1, "seed": seed,
                                 "headline": "noisy_val"}  # fmt: skip
     for epoch, acc in zip(raw["epochs"], val):
@@ -221,3 +243,13 @@ def test_the_leaderboard_picks_by_noisy_validation_and_shows_what_the_test_set_w
     assert "| ce     | 0.2   |" in gaps and "90.00" in gaps and "80.50" in gaps and "+9.50" in gaps
     assert "70.00" in gaps  # the defaults at their noisy-val epoch
     assert "Kendall" in section and "best epoch (selected on the test set)" in section
+
+
+def test_the_suites_headline_leads_the_tables_whatever_the_records_say(tmp_path):
+    from nlbench.report import build_report
+
+    records = [_searched_record(0, seed, val=[40, 50, 45], test=[60, 70, 65]) for seed in (0, 1)]
+    for headline, first in (("last", "last-epoch"), ("noisy_val", "epoch selected by noisy")):
+        text = build_report(records, tmp_path / headline, headline=headline).markdown.read_text()
+        section = text.split("## digits · sym · noisy val 10%\n", 1)[1]
+        assert section.split("### ", 1)[1].startswith(first)
