@@ -212,22 +212,9 @@ def recipe_labels(runs: pd.DataFrame) -> pd.Series:
     labels = pd.Series("", index=runs.index, dtype=object)
     for _, part in runs.groupby(["group", "method"]):
         recipes = list(part["hparams"].unique())
-        if len(recipes) < 2:
-            continue
-        parsed = [json.loads(r) for r in recipes]
-        keys = sorted({k for h in parsed for k in h})
-        differing = [k for k in keys if len({json.dumps(h.get(k)) for h in parsed}) > 1]
-        named = {
-            r: ", ".join(f"{k}={_value(h.get(k))}" for k in differing)
-            for r, h in zip(recipes, parsed)
-        }
-        labels[part.index] = part["hparams"].map(named)
+        if len(recipes) > 1:
+            labels[part.index] = part["hparams"].map(selection.name_recipes(recipes))
     return labels
-
-
-def _value(value: object) -> str:
-    """A hyperparameter value as a suite would write it (`0.1`, `[40, 80]`, `mlp`)."""
-    return f"{value:g}" if isinstance(value, float) else json.dumps(value).strip('"')
 
 
 def epoch_frame(records: list[Record], runs: pd.DataFrame) -> pd.DataFrame:
@@ -312,9 +299,10 @@ def leaderboard_markdown(
                 "noisy-validation accuracy over seeds (never the test set); the chosen values "
                 "follow the tables."
             )
-        for metric, title in _metrics(shown):
+        tables = _metrics(shown)
+        for metric, title in tables:
             parts.append(f"### {title}\n\n{metric_table(shown, metric)}")
-            if metric == _metrics(shown)[0][0]:
+            if metric == tables[0][0]:
                 parts.append(_group_notes(shown, recipes=not searched))
         if searched:
             parts.append(_search_tables(frame, shown))

@@ -16,6 +16,23 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 
+def name_recipes(recipes: list[str]) -> dict[str, str]:
+    """Each recipe (hparams as JSON) named by the values in which the recipes differ
+    (`lr=0.1, q=0.3`); one recipe gets ""."""
+    parsed = [json.loads(r) for r in recipes]
+    keys = sorted({k for h in parsed for k in h})
+    differing = [k for k in keys if len({json.dumps(h.get(k)) for h in parsed}) > 1]
+    return {
+        r: ", ".join(f"{k}={value_text(h.get(k))}" for k in differing)
+        for r, h in zip(recipes, parsed)
+    }
+
+
+def value_text(value: object) -> str:
+    """A hyperparameter value as a suite would write it (`0.1`, `[40, 80]`, `mlp`)."""
+    return f"{value:g}" if isinstance(value, float) else json.dumps(value).strip('"')
+
+
 def entry_labels(frame: pd.DataFrame) -> pd.Series:
     """Per run of a search, the row label of its method entry: "" when its method has one entry
     in the cell, else the default-recipe values that tell the entries apart (`variant=hard`)."""
@@ -25,12 +42,10 @@ def entry_labels(frame: pd.DataFrame) -> pd.Series:
         recipes = cell.drop_duplicates("entry")
         if len(recipes) < 2:
             continue
-        parsed = [json.loads(h) for h in recipes["hparams"]]
-        keys = sorted({k for h in parsed for k in h})
-        differing = [k for k in keys if len({json.dumps(h.get(k)) for h in parsed}) > 1]
-        for entry, h in zip(recipes["entry"], parsed):
+        named = name_recipes(list(recipes["hparams"]))
+        for entry, recipe in zip(recipes["entry"], recipes["hparams"]):
             mine = (frame["entry"] == entry) & (frame["column"] == cell["column"].iloc[0])
-            labels[mine] = ", ".join(f"{k}={_short(h.get(k))}" for k in differing)
+            labels[mine] = named[recipe]
     return labels
 
 
@@ -53,7 +68,7 @@ def chosen_hyperparameters(frame: pd.DataFrame, chosen: pd.DataFrame) -> pd.Seri
         mine = json.loads(cell["hparams"].iloc[0])
         base = frame[(frame["row"] == row) & (frame["column"] == column) & (frame["trial"] == 0)]
         default = json.loads(base["hparams"].iloc[0]) if not base.empty else {}
-        changed = [f"{k}={_short(v)}" for k, v in sorted(mine.items()) if default.get(k) != v]
+        changed = [f"{k}={value_text(v)}" for k, v in sorted(mine.items()) if default.get(k) != v]
         out[(row, column)] = ", ".join(changed) or "defaults"
     return pd.Series(out, dtype=object)
 
@@ -84,7 +99,3 @@ def rank_agreement(frame: pd.DataFrame) -> pd.DataFrame:
         tau = kendalltau(pairs["best_val_acc"], pairs["val_selected_acc"]).statistic
         rows.append({"column": column, "tau": tau, "runs": len(pairs)})
     return pd.DataFrame(rows)
-
-
-def _short(value: object) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
