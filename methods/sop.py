@@ -79,7 +79,8 @@ class SOP(SingleNetwork):
     """SOP (its CIFAR config, "SOP+" in the paper: with the consistency and balance terms).
 
     Rules as shengliu66/SOP `model/loss.py` (see `sop_loss`) and `trainer/trainer.py` l.83-110:
-    both views in one forward pass, one backward, then the u/v step and the network step. Recipe
+    both views in one forward pass, one backward, then the network step and the u/v step (the
+    official order is the reverse; the two act on disjoint parameters, so the update is the same). Recipe
     of `config_cifar100.json`, the only config it ships: PreAct ResNet-18, SGD lr 0.02, momentum
     0.9, weight decay 1e-3, batch 128, cosine to 2e-4 over 300 epochs; u, v initialised with std
     1e-8, plain SGD (no momentum, decay or schedule) with lr_u 1 and lr_v 10 (its README: lr_u 0.1,
@@ -148,13 +149,11 @@ class SOP(SingleNetwork):
             self.hp.ratio_consistency,
             self.hp.ratio_balance,
         )
-        self.optimizer.zero_grad(set_to_none=True)
+        # u, v and the network are disjoint: stepping u/v after the network (the official code
+        # steps it first) gives the same update from the same backward
         self.noise_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.hp.clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.hp.clip_norm)
+        self.step(loss, self.optimizer, self.hp.clip_norm)
         self.noise_optimizer.step()
-        self.optimizer.step()
         return {"loss": loss.detach()}
 
     @torch.no_grad()
