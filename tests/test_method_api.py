@@ -154,3 +154,12 @@ def test_run_streams_are_independent_across_seeds():
     again = run_streams(0)
     assert torch.randint(1 << 30, (4,), generator=again[1]).tolist() == draws[0][1]
     assert isinstance(again[3], np.random.Generator)
+
+
+def test_a_single_network_method_without_a_loss_or_a_step_is_refused_where_it_is_defined():
+    from nlbench.methods.api import SingleNetwork
+
+    with pytest.raises(TypeError, match="needs a loss"):
+
+        class Lossless(SingleNetwork):
+            pass

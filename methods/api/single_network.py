@@ -87,13 +87,13 @@ class SingleNetwork(Method):
         )
         return optimizer, schedule
 
-    def loss(
-        self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
-    ) -> torch.Tensor:
-        """The scalar loss of one batch; `indices` are the samples' train-set ids (for methods
-        that keep per-sample state). A method that overrides `train_step` with its own loss
-        (MixUp on mixed batches, SOP with two views) need not write this."""
-        raise NotImplementedError(f"{type(self).__name__} defines neither loss() nor train_step()")
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A subclass writes `loss(logits, labels, indices) -> scalar` (the samples' train-set ids
+        are there for methods that keep per-sample state), or its own `train_step` (MixUp on mixed
+        batches, SOP with two views); one without either is refused where it is defined."""
+        super().__init_subclass__(**kwargs)
+        if not hasattr(cls, "loss") and cls.train_step is SingleNetwork.train_step:
+            raise TypeError(f"{cls.__name__} needs a loss(logits, labels, indices) or a train_step")
 
     def begin_epoch(self, epoch: int) -> EpochPlan:
         stream = Stream(
