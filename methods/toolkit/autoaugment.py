@@ -1,4 +1,5 @@
-"""SSR's CIFAR-10 AutoAugment, batched on the device and matched to PIL pixel for pixel.
+"""SSR's strong augmentations (CIFAR-10 and ImageNet AutoAugment, RandAugment), batched on the
+device and matched to PIL pixel for pixel.
 
 SSR's strong view uses `CIFAR10Policy` from SSR_BMVC2022 `utils/autoaugment.py` (commit 849530d;
 class at l.246-299, `SubPolicy` at l.357-456; itself DeepVoltaire/AutoAugment's). Facts taken
@@ -35,12 +36,47 @@ One-channel images are accepted with the semantics PIL gives an "L" image: grey 
 itself, so color is the identity and contrast uses the image mean. Affine fill is 128 there too,
 where the official file would fail (PIL rejects its (128, 128, 128) fill for one band); SSR
 applies the policy only to CIFAR, so this is an extension, not a change.
+
+The same file's other two strong transforms, both built on the same `SubPolicy` (so the same
+ops, magnitude tables, signs and fill as above), are here too:
+
+* `imagenet_autoaugment`: `ImageNetPolicy` (l.69-122; entries l.90-114, DeepVoltaire's ImageNet
+  policy, default fill (128, 128, 128)), SSR's strong view for mini-WebVision (main_webvision.py
+  l.209-214) and Clothing1M (main_clothing1m.py l.210-217). 25 sub-policies drawn uniformly
+  (`random.randint(0, 24)`, l.118); entries 20-24 repeat entries 4, 1, 13, 14 and 2, so those
+  five are twice as likely, as in the official file. One probability is 0.0 (entry 12's first
+  step), which never fires.
+* `ssr_randaugment`: `RandAugment` (l.463-499), SSR's strong view for ANIMAL-10N
+  (main_animal10.py l.174-177, after RandomCrop(64, padding=8) and a flip). Its table is every
+  pair of (0.5, op, magnitude index) steps, with the 15 ops of `get_trans_list` (l.471-474, in
+  that order) and magnitude indices 1-9 (l.481: index 0, the no-op end of each range, is never
+  used): 135 x 135 = 18225 sub-policies, one drawn uniformly per image (l.494), i.e. two ops
+  with independent uniform (op, magnitude index) and each applied with probability 0.5. It is
+  held here as exactly that table (`RANDAUGMENT_POLICY`), so both policies share one draw and
+  one apply path with CIFAR-10's. There is no identity op and no magnitude drawn outside the
+  tables; a drawn op's value is computed from the table entry as in every `SubPolicy`.
+* Cutout, the one op RandAugment adds (`Cutout`, l.14-66; size table `round(linspace(0, 20))`,
+  l.383, so 2, 4, 7, 9, 11, 13, 16, 18, 20 for indices 1-9): a centre drawn uniformly with
+  `np.random.randint` (column in [0, W), then row in [0, H); the file calls them height and
+  width but indexes PIL's `(x, y)` pixel access with them), then the pixels whose column lies in
+  `[max(0, cx - s // 2), min(W, cx + s // 2))` and row in the same for cy are set to
+  (125, 122, 113) (the written alpha 0 is dropped by an RGB image). An odd size therefore cuts
+  an even square one pixel smaller (7 -> 6x6), and the patch is clipped at the borders. Here the
+  centre is drawn as a float in [0, 1) from the generator and scaled (`floor(u * W)`), which is
+  uniform over the pixels up to float64 rounding. One-channel images get the fill's "L" value
+  (122), where the official file raises (PIL rejects a 4-tuple for an "L" pixel); size 0, which
+  the official asserts against and RandAugment never draws, cuts nothing.
+
+tests/test_autoaugment_policies.py holds both against the official classes themselves: digests
+of what they produced (run outside this repository) for every op, magnitude and sign, every
+ImageNet sub-policy and seeded whole-policy runs, at 64x64, 224x224 and 40x64, with the same
+draws fed to `apply_policy`; all agree byte for byte.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +101,7 @@ MAGNITUDES: dict[str, np.ndarray] = {
     "autocontrast": np.zeros(10),
     "equalize": np.zeros(10),
     "invert": np.zeros(10),
+    "cutout": np.round(np.linspace(0, 20, 10), 0).astype(np.int64),
 }
 
 SIGNED = frozenset(
@@ -100,6 +137,66 @@ CIFAR10_POLICY: tuple[tuple[Step, Step], ...] = (
     ((0.8, "equalize", 8), (0.1, "invert", 3)),
     ((0.7, "translateY", 9), (0.9, "autocontrast", 1)),
 )
+
+IMAGENET_POLICY: tuple[tuple[Step, Step], ...] = (
+    ((0.4, "posterize", 8), (0.6, "rotate", 9)),
+    ((0.6, "solarize", 5), (0.6, "autocontrast", 5)),
+    ((0.8, "equalize", 8), (0.6, "equalize", 3)),
+    ((0.6, "posterize", 7), (0.6, "posterize", 6)),
+    ((0.4, "equalize", 7), (0.2, "solarize", 4)),
+    ((0.4, "equalize", 4), (0.8, "rotate", 8)),
+    ((0.6, "solarize", 3), (0.6, "equalize", 7)),
+    ((0.8, "posterize", 5), (1.0, "equalize", 2)),
+    ((0.2, "rotate", 3), (0.6, "solarize", 8)),
+    ((0.6, "equalize", 8), (0.4, "posterize", 6)),
+    ((0.8, "rotate", 8), (0.4, "color", 0)),
+    ((0.4, "rotate", 9), (0.6, "equalize", 2)),
+    ((0.0, "equalize", 7), (0.8, "equalize", 8)),
+    ((0.6, "invert", 4), (1.0, "equalize", 8)),
+    ((0.6, "color", 4), (1.0, "contrast", 8)),
+    ((0.8, "rotate", 8), (1.0, "color", 2)),
+    ((0.8, "color", 8), (0.8, "solarize", 7)),
+    ((0.4, "sharpness", 7), (0.6, "invert", 8)),
+    ((0.6, "shearX", 5), (1.0, "equalize", 9)),
+    ((0.4, "color", 0), (0.6, "equalize", 3)),
+    ((0.4, "equalize", 7), (0.2, "solarize", 4)),
+    ((0.6, "solarize", 5), (0.6, "autocontrast", 5)),
+    ((0.6, "invert", 4), (1.0, "equalize", 8)),
+    ((0.6, "color", 4), (1.0, "contrast", 8)),
+    ((0.8, "equalize", 8), (0.6, "equalize", 3)),
+)
+"""`ImageNetPolicy` of SSR's utils/autoaugment.py l.90-114, entry for entry."""
+
+RANDAUGMENT_OPS: tuple[str, ...] = (
+    "invert",
+    "cutout",
+    "sharpness",
+    "autocontrast",
+    "posterize",
+    "shearX",
+    "translateX",
+    "translateY",
+    "shearY",
+    "rotate",
+    "equalize",
+    "contrast",
+    "color",
+    "solarize",
+    "brightness",
+)
+"""`RandAugment.get_trans_list` (l.471-474), in its order, spelled as the keys here."""
+
+RANDAUGMENT_MAGNITUDES: tuple[int, ...] = tuple(range(1, 10))
+RANDAUGMENT_PROB = 0.5
+_RANDAUGMENT_STEPS: tuple[Step, ...] = tuple(
+    (RANDAUGMENT_PROB, name, m) for name in RANDAUGMENT_OPS for m in RANDAUGMENT_MAGNITUDES
+)
+RANDAUGMENT_POLICY: tuple[tuple[Step, Step], ...] = tuple(
+    (first, second) for first in _RANDAUGMENT_STEPS for second in _RANDAUGMENT_STEPS
+)
+"""`RandAugment.get_rand_policies` (l.478-487): every ordered pair of steps, first step outer."""
+
+CUTOUT_FILL = (125, 122, 113)
 
 
 def _per_sample(values: Tensor, like: Tensor) -> Tensor:
@@ -318,12 +415,66 @@ def op_values(name: str, magnitude: Tensor, sign: Tensor, height: int, width: in
     return magnitude
 
 
-_OP_NAMES = tuple(OPS)
-_POLICY_OP = torch.tensor([[_OP_NAMES.index(s[1]) for s in sub] for sub in CIFAR10_POLICY])
-_POLICY_PROB = torch.tensor([[s[0] for s in sub] for sub in CIFAR10_POLICY], dtype=torch.float64)
-_POLICY_MAGNITUDE = torch.tensor(
-    [[float(MAGNITUDES[s[1]][s[2]]) for s in sub] for sub in CIFAR10_POLICY], dtype=torch.float64
-)
+def cutout(images: Tensor, size: Tensor, centre: Tensor) -> Tensor:
+    """SSR's `Cutout` (utils/autoaugment.py l.14-66) with one size [N] and one integer pixel
+    centre [N, 2] (column, row) per image: columns `[cx - size // 2, cx + size // 2)` and rows
+    likewise, clipped to the image, are set to (125, 122, 113); "L" images get its grey, 122."""
+    _, c, h, w = images.shape
+    half = (size.to(torch.int64) // 2).view(-1, 1).to(images.device)
+    centre = centre.to(images.device, torch.int64)
+    rows = torch.arange(h, device=images.device)
+    cols = torch.arange(w, device=images.device)
+    in_cols = (cols >= centre[:, :1] - half) & (cols < centre[:, :1] + half)
+    in_rows = (rows >= centre[:, 1:] - half) & (rows < centre[:, 1:] + half)
+    hole = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)
+    fill = torch.tensor(CUTOUT_FILL, dtype=torch.uint8).view(1, 3, 1, 1)
+    fill = fill if c == 3 else grey(fill)
+    return torch.where(hole, fill.to(images.device), images)
+
+
+_OP_NAMES = (*OPS, "cutout")
+"""Every op a policy table may name: `OPS` (one value per image) and cutout (which also needs
+a centre, drawn with the policy)."""
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A policy table as tensors, [T, 2] each: op index into `_OP_NAMES`, probability, magnitude
+    (the table value the official `SubPolicy` looks up, before any sign)."""
+
+    op: Tensor
+    prob: Tensor
+    magnitude: Tensor
+    has_cutout: bool
+
+
+_COMPILED: dict[int, tuple[Sequence[tuple[Step, Step]], _Compiled]] = {}
+
+
+def _compiled(policy: Sequence[tuple[Step, Step]]) -> _Compiled:
+    """The tensors of `policy`, built once per table object (keyed by identity, the table kept
+    alive alongside so the key cannot be reused)."""
+    hit = _COMPILED.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    unknown = {s[1] for sub in policy for s in sub} - set(_OP_NAMES)
+    if unknown:
+        raise ValueError(f"policy names unknown ops {sorted(unknown)}; known: {_OP_NAMES}")
+    table = _Compiled(
+        op=torch.tensor([[_OP_NAMES.index(s[1]) for s in sub] for sub in policy]),
+        prob=torch.tensor([[s[0] for s in sub] for sub in policy], dtype=torch.float64),
+        magnitude=torch.tensor(
+            [[float(MAGNITUDES[s[1]][s[2]]) for s in sub] for sub in policy], dtype=torch.float64
+        ),
+        has_cutout=any(s[1] == "cutout" for sub in policy for s in sub),
+    )
+    _COMPILED[id(policy)] = (policy, table)
+    return table
+
+
+for _table in (CIFAR10_POLICY, IMAGENET_POLICY, RANDAUGMENT_POLICY):
+    _compiled(_table)
+del _table
 
 
 @dataclass(frozen=True)
@@ -331,21 +482,32 @@ class PolicyDraw:
     """The random choices for a batch, all on the CPU: drawing them there keeps runs
     reproducible from a CPU generator and lets the device work without any host sync.
 
-    `policy` [B] sub-policy index; `applied` [B, 2] whether each of its two steps fires;
-    `sign` [B, 2] the +-1 the official file would draw for each step (unused by unsigned ops).
+    `policy` [B] sub-policy index into `table`; `applied` [B, 2] whether each of its two steps
+    fires; `sign` [B, 2] the +-1 the official file would draw for each step (unused by unsigned
+    ops); `cutout` [B, 2, 2] per step the cutout centre as fractions (column, row) in [0, 1) of
+    the width and height, drawn only when the table has a cutout step (else None).
     """
 
     policy: Tensor
     applied: Tensor
     sign: Tensor
+    table: Sequence[tuple[Step, Step]] = CIFAR10_POLICY
+    cutout: Tensor | None = None
 
 
-def draw_policy(batch: int, generator: torch.Generator) -> PolicyDraw:
-    """Draw one sub-policy per image uniformly, then each step's coin and sign."""
-    policy = torch.randint(len(CIFAR10_POLICY), (batch,), generator=generator)
-    applied = torch.rand(batch, 2, generator=generator, dtype=torch.float64) < _POLICY_PROB[policy]
+def draw_policy(
+    batch: int, generator: torch.Generator, policy: Sequence[tuple[Step, Step]] = CIFAR10_POLICY
+) -> PolicyDraw:
+    """Draw one sub-policy of `policy` per image uniformly, then each step's coin and sign, then
+    (only for a table with cutout, so the other tables' draws are unchanged) cutout centres."""
+    table = _compiled(policy)
+    index = torch.randint(len(policy), (batch,), generator=generator)
+    applied = torch.rand(batch, 2, generator=generator, dtype=torch.float64) < table.prob[index]
     sign = torch.randint(2, (batch, 2), generator=generator).double() * 2 - 1
-    return PolicyDraw(policy, applied, sign)
+    centre = None
+    if table.has_cutout:
+        centre = torch.rand(batch, 2, 2, generator=generator, dtype=torch.float64)
+    return PolicyDraw(index, applied, sign, policy, centre)
 
 
 def apply_policy(images: Tensor, draw: PolicyDraw) -> Tensor:
@@ -359,17 +521,26 @@ def apply_policy(images: Tensor, draw: PolicyDraw) -> Tensor:
             f"AutoAugment needs uint8 images [B, 1 or 3, H, W], got {images.dtype} "
             f"{tuple(images.shape)}"
         )
+    table = _compiled(draw.table)
     out = images.clone()
     h, w = images.shape[-2:]
     for step in range(2):
-        op_ids = _POLICY_OP[draw.policy, step]
+        op_ids = table.op[draw.policy, step]
         fired = draw.applied[:, step]
         for op_id in op_ids[fired].unique().tolist():
             rows = (fired & (op_ids == op_id)).nonzero().squeeze(1)
             name = _OP_NAMES[op_id]
-            magnitude = _POLICY_MAGNITUDE[draw.policy[rows], step]
-            values = op_values(name, magnitude, draw.sign[rows, step], h, w)
+            magnitude = table.magnitude[draw.policy[rows], step]
             index = rows.to(images.device)
+            if name == "cutout":
+                if draw.cutout is None:
+                    raise ValueError("a draw for a table with cutout needs cutout centres")
+                scale = torch.tensor([w, h], dtype=torch.float64)
+                centre = torch.floor(draw.cutout[rows, step] * scale).long()
+                centre = torch.minimum(centre, torch.tensor([w - 1, h - 1]))
+                out[index] = cutout(out[index], magnitude, centre)
+                continue
+            values = op_values(name, magnitude, draw.sign[rows, step], h, w)
             out[index] = OPS[name](out[index], values)
     return out
 
@@ -380,3 +551,16 @@ def cifar10_autoaugment(images: Tensor, generator: torch.Generator) -> Tensor:
     `generator` must be a CPU generator: every random choice is drawn on the host.
     """
     return apply_policy(images, draw_policy(images.shape[0], generator))
+
+
+def imagenet_autoaugment(images: Tensor, generator: torch.Generator) -> Tensor:
+    """SSR's `ImageNetPolicy` (fill 128) on a whole uint8 batch [B, 1 or 3, H, W], on the
+    batch's device; `generator` must be a CPU generator."""
+    return apply_policy(images, draw_policy(images.shape[0], generator, IMAGENET_POLICY))
+
+
+def ssr_randaugment(images: Tensor, generator: torch.Generator) -> Tensor:
+    """SSR's ANIMAL-10N `RandAugment` on a whole uint8 batch [B, 1 or 3, H, W], on the batch's
+    device: per image two (op, magnitude index 1-9) steps drawn uniformly, each applied with
+    probability 0.5. `generator` must be a CPU generator."""
+    return apply_policy(images, draw_policy(images.shape[0], generator, RANDAUGMENT_POLICY))
