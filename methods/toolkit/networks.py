@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from nlbench.errors import ConfigError, did_you_mean
 from nlbench.methods.toolkit.feature_net import FeatureNet, scaled
+from nlbench.methods.toolkit.imagenet_nets import inception_resnet_v2, resnet50, vgg19_bn_ssr
 from nlbench.methods.toolkit.loss_paper_nets import resnet_cifar, sce_cnn
 from nlbench.methods.toolkit.paper_cnns import cnn6, cnn9, cnn_small, mlpnet
 
@@ -226,6 +227,15 @@ NETWORKS: dict[str, NetworkEntry] = {
     "sce_cnn": NetworkEntry(sce_cnn, "SCE's 8-layer CIFAR-10 CNN (64/128/196, FC 256)"),
     "resnet_cifar": NetworkEntry(
         resnet_cifar, "Patrini et al.'s Keras CIFAR ResNet, 2 + 6n layers (option depth, 32)"
+    ),
+    "vgg19_bn_ssr": NetworkEntry(
+        vgg19_bn_ssr, "SSR's ANIMAL-10N VGG-19-BN (dropout 0.2 MLP head), 4096-d feature"
+    ),
+    "resnet50": NetworkEntry(
+        resnet50, "torchvision ResNet-50 (SSR, Clothing1M), 2048-d; option weights: local .pth"
+    ),
+    "inception_resnet_v2": NetworkEntry(
+        inception_resnet_v2, "Inception-ResNet-v2 via timm (SSR, WebVision, 299px), 1536-d"
     ),
 }
 
