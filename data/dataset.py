@@ -6,6 +6,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nlbench.data.image_files import ImageFiles
+
+Images = np.ndarray | ImageFiles
+"""uint8 NCHW in memory, or files decoded batch by batch (`ImageFiles`)."""
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """A further clean-labelled set a run is scored on every epoch, besides the test split
+    (WebVision's ILSVRC2012 validation images of its classes, Clothing1M's clean validation list)."""
+
+    name: str
+    images: Images
+    labels: np.ndarray
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -16,14 +31,21 @@ class Dataset:
     `family` names the label space (e.g. "cifar10", "cifar100", "digits", "mnist"): noise models use
     it to pick their class maps. `train_index` maps each train image to its index in the original
     dataset's standard order, so real label files (CIFAR-N) apply to subsets; None means 0..N-1.
-    `augment` is the weak augmentation the dataset's published recipes use: "crop_flip" or "none".
+    `augment` names the dataset's augmentation recipe (`methods.toolkit.views.RECIPES`):
+    "crop_flip" or "none" for the in-memory sets, the official scripts' own for the real-world ones.
+
+    Real-world sets differ in four ways. Their images may be `ImageFiles` that stay on disk.
+    `clean_train` is False when `y_train` are the labels as collected (noisy, their clean labels
+    unknown): nothing can then be scored against clean training labels. `more_tests` are further
+    evaluation sets. `epoch_samples` asks for a fresh class-balanced subsample of that many training
+    samples every epoch (Clothing1M's official loaders), drawn by the engine.
     """
 
     name: str
     family: str
-    x_train: np.ndarray
+    x_train: Images
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: Images
     y_test: np.ndarray
     classes: tuple[str, ...]
     mean: tuple[float, ...]
@@ -31,6 +53,12 @@ class Dataset:
     augment: str = "none"
     train_index: np.ndarray | None = None
     coarse_train: np.ndarray | None = field(default=None, repr=False)
+    clean_train: bool = True
+    more_tests: tuple[EvalSet, ...] = ()
+    epoch_samples: int | None = None
+    crop: int | None = None
+    """The network's input side when the recipe crops it from larger decoded images (Clothing1M
+    224 of 256, WebVision 299 of 320); None when images enter at their stored size."""
 
     @property
     def num_classes(self) -> int:
@@ -38,4 +66,12 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+        channels, height, width = self.x_train.shape[1:]
+        if self.crop is not None:
+            return (channels, self.crop, self.crop)
+        return (channels, height, width)
+
+    @property
+    def streamed(self) -> bool:
+        """True when the images stay on disk and are decoded batch by batch."""
+        return isinstance(self.x_train, ImageFiles)

@@ -18,6 +18,7 @@ import numpy as np
 from nlbench.data.cifar import CIFAR10, CIFAR100, load_cifar
 from nlbench.data.dataset import Dataset
 from nlbench.data.idx import read_idx_folder
+from nlbench.data.realworld import load_animal10n, load_clothing1m, load_webvision
 from nlbench.errors import DataError, did_you_mean
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -389,3 +390,8 @@ def _synthetic(
         std=std,
         augment=augment,
     )
+
+
+_register("animal10n")(load_animal10n)
+_register("clothing1m")(load_clothing1m)
+_register("webvision")(load_webvision)

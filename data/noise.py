@@ -40,7 +40,8 @@ class NoisyLabels:
 
     labels: np.ndarray
     noisy_mask: np.ndarray
-    realised_rate: float
+    realised_rate: float | None
+    """None when the clean training labels are unknown (a real-world dataset's own labels)."""
     transition_counts: np.ndarray
     nominal_ratio: float | None
     model: str
@@ -129,8 +130,27 @@ def apply_noise(
         raise DataError(
             f"dataset '{dataset.name}' has training labels outside 0..{num_classes - 1}"
         )
+    if not dataset.clean_train:
+        if model != "given":
+            raise DataError(
+                f"dataset '{dataset.name}' comes with noisy training labels and no clean ones, so "
+                f"noise model '{model}' cannot be measured on it; use noise model 'given'"
+            )
+        return unmeasured(dataset.y_train, num_classes)
     labels = entry.generate(dataset, nominal, np.random.default_rng(int(seed)), **options)
     return summarise(model, clean, labels, num_classes, nominal)
+
+
+def unmeasured(labels: np.ndarray, num_classes: int) -> NoisyLabels:
+    """Collected labels whose clean counterparts nobody has: no mask, rate or transition."""
+    return NoisyLabels(
+        labels=np.asarray(labels, dtype=np.int64),
+        noisy_mask=np.zeros(len(labels), dtype=bool),
+        realised_rate=None,
+        transition_counts=np.zeros((num_classes, num_classes), dtype=np.int64),
+        nominal_ratio=None,
+        model="given",
+    )
 
 
 def summarise(
@@ -469,6 +489,16 @@ def _read_label_file(path: Path) -> dict[str, np.ndarray]:
             raise DataError(f"CIFAR-N file {path} does not hold a dict of label arrays")
         return {str(key): np.asarray(value) for key, value in content.items()}
     raise DataError(f"CIFAR-N file {path} must be .npz (preferred) or .pt")
+
+
+@_register("given", takes_ratio=False)
+def _given(dataset: Dataset, ratio: None, rng: np.random.Generator) -> np.ndarray:
+    """The dataset's own training labels, noisy as collected (ANIMAL-10N, Clothing1M, WebVision).
+
+    No noise is drawn. On a dataset whose training labels are the collected ones
+    (`clean_train` False) the realised rate is unknown, and the record says so instead of 0.
+    """
+    return dataset.y_train.copy()
 
 
 @_register("cifarn", takes_ratio=False, files=("file",))

@@ -107,6 +107,7 @@ class SmallLossTwoNetworks(Method):
     """
 
     scored_network: ClassVar[str] = "net 1"
+    epoch_pool: ClassVar[bool] = True
     HParams: ClassVar[type[SmallLossHParams]] = SmallLossHParams
 
     def __init__(self, ctx: MethodContext, hp: SmallLossHParams) -> None:
@@ -149,7 +150,7 @@ class SmallLossTwoNetworks(Method):
             views=(self.hp.view,),
             batch_size=self.hp.batch_size,
         )
-        steps = max(1, self.ctx.num_train // self.hp.batch_size)
+        steps = max(1, len(stream.indices) // self.hp.batch_size)
         if self.hp.num_iter_per_epoch is not None:
             steps = min(steps, self.hp.num_iter_per_epoch + 1)
         return EpochPlan(streams={"all": stream}, steps=steps)

@@ -68,6 +68,7 @@ class ConfidentLearning(SingleNetwork):
     """
 
     scored_network: str = "the network retrained on the kept samples (a fold's network before)"
+    epoch_pool = False  # its folds partition the whole training set
 
     class HParams(SingleNetworkHParams):
         epochs: int = Field(1800, ge=2)

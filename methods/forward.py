@@ -74,6 +74,7 @@ class ForwardCorrection(SingleNetwork):
     """
 
     scored_network: str = "the corrected network (the estimating network during its stage)"
+    epoch_pool = False  # its estimate of T is a pass over the whole training set
 
     class HParams(PatriniRecipe):
         epochs: int | None = Field(None, ge=1)

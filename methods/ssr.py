@@ -39,7 +39,7 @@ from nlbench.methods.api import (
 )
 from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.networks import mlp_head
-from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
+from nlbench.methods.toolkit.optim import ScheduleName, make_optimizer, make_schedule
 
 
 def relabel(probs: Tensor, noisy: Tensor, theta_r: float) -> Tensor:
@@ -84,6 +84,15 @@ def select(
     scores = knn_vote(neighbours, labels, num_classes, balanced)
     own = scores.gather(1, labels[:, None]).squeeze(1)
     return own / scores.max(dim=1).values >= theta_s
+
+
+def normal_init(module: nn.Module, std: float) -> None:
+    """N(0, std) weights and zero biases for every Linear in `module` (the real-world scripts'
+    `init_weights`)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, 0.0, std)
+            nn.init.zeros_(layer.bias)
 
 
 def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
@@ -151,6 +160,7 @@ class SSR(Method):
 
     scored_network = "classifier on the encoder"
     command = SSR_COMMAND
+    epoch_pool = True
 
     class HParams(MethodHParams):
         """main_cifar.py's defaults (l.14-40, 255-257); heads 256 -> 128 as l.239-246 build them."""
@@ -174,6 +184,17 @@ class SSR(Method):
         mixup_alpha: float = Field(4.0, gt=0)
         proj_hidden: int = Field(256, ge=1)
         proj_dim: int = Field(128, ge=1)
+        schedule: ScheduleName = "cosine"
+        milestones: tuple[int, ...] = ()
+        """With `schedule: multistep` (the real-world scripts: [50, 100], x0.1)."""
+        class_prior: bool = True
+        """Divide the kNN vote by the class prior. main_clothing1m.py l.142 passes (k, 100, 10)
+        positionally to `weighted_knn`, so its norm is 10, not 'global': no prior there."""
+        classifier_init_std: float | None = Field(None, gt=0)
+        """N(0, std) weights and zero biases for the classifier (main_animal10.py l.203-218:
+        0.005; main_clothing1m.py l.170-189: 0.001); None keeps PyTorch's default."""
+        heads_init_std: float | None = Field(None, gt=0)
+        """The same for the projection and prediction heads' Linear layers (Clothing1M 0.001)."""
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)
@@ -193,44 +214,55 @@ class SSR(Method):
             for part in (self.encoder, self.classifier, self.proj_head, self.pred_head)
             for p in part.parameters()
         ]
+        for part, std in ((self.classifier, hp.classifier_init_std),
+                          (self.proj_head, hp.heads_init_std), (self.pred_head, hp.heads_init_std)):  # fmt: skip
+            if std is not None:
+                normal_init(part, std)
         self.optimizer = make_optimizer(params, "sgd", hp.lr, hp.momentum, hp.weight_decay)
-        self.schedule = make_schedule(self.optimizer, "cosine", hp.epochs, hp.eta_min_ratio)
+        self.schedule = make_schedule(
+            self.optimizer, hp.schedule, hp.epochs, hp.eta_min_ratio, milestones=hp.milestones
+        )
         self.labels = ctx.noisy_labels.clone()
         self.selected = torch.ones_like(ctx.noisy_labels, dtype=torch.bool)
 
     def begin_epoch(self, epoch: int) -> EpochPlan:
-        """Feature pass, relabel, select; then plan the labelled and the all-samples streams."""
+        """Feature pass, relabel, select; then plan the labelled and the all-samples streams.
+
+        All of it runs over the epoch's training ids (every sample, or Clothing1M's subsample of
+        the epoch, over which main_clothing1m.py l.120-143 builds its bank, relabels and
+        selects); samples outside them keep their noisy label and are not selected."""
+        rows = self.ctx.train_indices
         self.train_mode(False)
-        features, logits = self.ctx.features(self._features_and_logits, view="weak")
+        features, logits = self.ctx.features(self._features_and_logits, view="weak", rows=rows)
         self.train_mode(True)
-        self.labels = relabel(logits.softmax(dim=1), self.ctx.noisy_labels, self.hp.theta_r)
+        noisy = self.ctx.noisy_labels
+        labels = relabel(logits.softmax(dim=1), noisy[rows], self.hp.theta_r)
         # main_cifar.py l.132 normalises the bank once; weighted_knn (utils/funcs.py l.62)
         # normalises the bank again but not the queries: the index does the former, and the
         # queries go in as they are.
         unit = F.normalize(features, dim=1)
         index = self.ctx.neighbour_index(unit)
         _, neighbours = index.search(unit, k=self.hp.k, normalise_queries=False)
-        self.selected = select(
-            neighbours.to(self.labels.device), self.labels, self.ctx.num_classes, self.hp.theta_s
-        )
+        selected = select(neighbours.to(labels.device), labels, self.ctx.num_classes,
+                          self.hp.theta_s, self.hp.class_prior)  # fmt: skip
+        self.labels = noisy.clone()
+        self.labels[rows] = labels
+        self.selected = torch.zeros_like(noisy, dtype=torch.bool)
+        self.selected[rows] = selected
         size = self.hp.batch_size
         streams = {}
-        if self.selected.any():
+        if selected.any():
             streams["labelled"] = Stream(
-                self.selected.nonzero().squeeze(1),
+                rows[selected],
                 self.labels,
                 views=("strong", "strong"),
                 sampling="class_balanced",
                 batch_size=size,
             )
         streams["all"] = Stream(
-            self.ctx.train_indices,
-            self.labels,
-            views=("weak", "strong"),
-            sampling="shuffle",
-            batch_size=size,
+            rows, self.labels, views=("weak", "strong"), sampling="shuffle", batch_size=size
         )
-        return EpochPlan(streams=streams, steps=max(1, self.ctx.num_train // size))
+        return EpochPlan(streams=streams, steps=max(1, len(rows) // size))
 
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         """loss = mixup soft CE on selected samples + lambda_fc * D(h(f(strong)), f(weak))."""

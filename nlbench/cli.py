@@ -201,22 +201,22 @@ def cmd_perf(args: argparse.Namespace) -> int:
     """Every argument is checked before the first timed epoch: a typo must not cost the timing."""
     from nlbench.config import load_suite
     from nlbench.errors import ConfigError
-    from nlbench.perf import concurrency, output_stem, run_perf
+    from nlbench.perf import concurrency, output_stem, run_perf, stream_throughput
 
     if args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: time at least 1 epoch (2+ to skip warm-up)")
-    counts: list[int] = []
-    if args.concurrency:
-        try:
-            counts = [int(c) for c in args.concurrency.split(",")]
-        except ValueError:
-            counts = []
-        if not counts or min(counts) < 1:
-            raise ConfigError(f"--concurrency '{args.concurrency}': give run counts such as 1,2,4")
+    counts = _counts("--concurrency", args.concurrency, minimum=1)
+    workers = _counts("--stream-workers", args.stream_workers, minimum=0)
     overrides = list(args.set or []) + ["engine.progress=false"]
     suite = load_suite(suite_path(args.suite), overrides)
     out = Path(args.out)
     stem = output_stem(out, suite.name)
+    if workers:
+        streamed = stream_throughput(suite, workers, args.images, args.batch_size, args.device,
+                                     out, stem)  # fmt: skip
+        print(streamed.to_string(index=False))
+        print(f"written: {out / f'stream_{stem}.md'}")
+        return 0
     table = run_perf(suite, args.epochs, args.compare, args.device, out, stem)
     print(table.to_string(index=False))
     print(f"written: {out / f'{stem}.md'}")
@@ -224,6 +224,21 @@ def cmd_perf(args: argparse.Namespace) -> int:
         shared = concurrency(suite, counts, args.epochs, args.device, out, stem)
         print(shared.to_string(index=False))
     return 0
+
+
+def _counts(flag: str, text: str | None, minimum: int) -> list[int]:
+    """A comma-separated list of counts such as 1,2,4 (empty when the flag is absent)."""
+    from nlbench.errors import ConfigError
+
+    if not text:
+        return []
+    try:
+        counts = [int(c) for c in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < minimum:
+        raise ConfigError(f"{flag} '{text}': give counts >= {minimum} such as 1,2,4")
+    return counts
 
 
 def cmd_default(args: argparse.Namespace) -> int:
@@ -286,6 +301,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="N,N,...",
         help="also time N copies of the first run sharing the device, e.g. 1,2,4",
     )
+    perf.add_argument(
+        "--stream-workers",
+        metavar="N,N,...",
+        help="instead, time decoding (+ augmenting) the first dataset's streamed images with N "
+        "decoding workers each, e.g. 1,2",
+    )
+    perf.add_argument("--images", type=int, default=5000, help="images per --stream-workers pass")
+    perf.add_argument("--batch-size", type=int, default=128, help="batch of --stream-workers")
     perf.set_defaults(func=cmd_perf)
     lst = sub.add_parser("list", help="methods, datasets, noise models and networks")
     lst.set_defaults(func=cmd_list)

@@ -17,13 +17,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from nlbench.config import RunSpec, Suite, expand
+from nlbench.data.image_files import ImageFiles
 from nlbench.devices import resolve_device
 from nlbench.engine import EngineOptions
+from nlbench.engine.images import Streamed, in_order
+from nlbench.errors import ConfigError
 from nlbench.methods.api import get as get_method
+from nlbench.methods.toolkit.views import make_view
 from nlbench.runner import DataCache, engine_for
 from nlbench.store import write_atomic
 
@@ -191,3 +196,91 @@ def run_perf(
     write_atomic(out_dir / f"{stem}.md", f"{header}```\n{text}\n```\n")
     write_atomic(out_dir / f"{stem}.csv", table.to_csv(index=False))
     return table
+
+
+def stream_throughput(
+    suite: Suite,
+    workers: list[int],
+    images: int,
+    batch_size: int,
+    device_name: str | None,
+    out_dir: Path,
+    stem: str,
+) -> pd.DataFrame:
+    """Images/s of the streamed path on the suite's first dataset: decoding alone, and decoding
+    plus the weak and strong views on the device, with each number of decoding workers (and,
+    on CUDA, decoding on the GPU with `torchvision.io.decode_jpeg(device="cuda")`).
+
+    The first `images` training images are read in order, in batches of `batch_size`; the page
+    cache is warmed by one untimed pass first, so the figures are decoding, not the disk.
+    """
+    device = resolve_device(device_name or suite.device)
+    spec = expand(suite)[0]
+    dataset = DataCache().dataset(spec)
+    if not isinstance(dataset.x_train, ImageFiles):
+        raise ConfigError(
+            f"perf --stream-workers: dataset '{dataset.name}' is held in memory, not streamed; "
+            "use a real-world dataset (or animal10n with stream: true)"
+        )
+    files = dataset.x_train.subset(np.arange(min(images, len(dataset.x_train))))
+    chunks = in_order(len(files), batch_size)
+    generator = torch.Generator().manual_seed(0)
+
+    def augment(batch: torch.Tensor) -> None:
+        for view in ("weak", "strong"):
+            make_view(batch, view, dataset.augment, dataset.mean, dataset.std, generator)
+
+    for _ in Streamed(files, device, max(workers)).batches(chunks):
+        pass
+    rows = []
+    for count in workers:
+        for label, work in (("decode", None), ("decode + weak + strong", augment)):
+            start = time.perf_counter()
+            for batch in Streamed(files, device, count).batches(chunks):
+                if work is not None:
+                    work(batch)
+            _sync(device)
+            rows.append(_stream_row(dataset.name, f"{count} CPU worker(s)", label, len(files),
+                                    time.perf_counter() - start))  # fmt: skip
+    if device.type == "cuda":
+        start = time.perf_counter()
+        for chunk in chunks:
+            gpu_decode(files, chunk, device)
+        _sync(device)
+        rows.append(_stream_row(dataset.name, "GPU decode_jpeg", "decode", len(files),
+                                time.perf_counter() - start))  # fmt: skip
+    table = pd.DataFrame(rows)
+    header = (
+        f"streamed decode throughput of suite '{suite.name}' ({dataset.name}, {len(files)} "
+        f"images at {files.size}x{files.size}, batch {batch_size}) on {device.type}, "
+        f"{os.cpu_count()} CPU cores\n\n"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(
+        out_dir / f"stream_{stem}.md", f"{header}```\n{table.to_string(index=False)}\n```\n"
+    )
+    write_atomic(out_dir / f"stream_{stem}.csv", table.to_csv(index=False))
+    return table
+
+
+def gpu_decode(files: ImageFiles, rows: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch decoded on the GPU: bytes read on the host, `decode_jpeg(device=...)`, then the
+    same Resize + centre crop as `ImageFiles.decode`."""
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    from torchvision.transforms.v2 import functional as tvf
+
+    data = [read_file(str(files.path(int(row)))) for row in rows]
+    decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    if files.resize is not None:
+        decoded = [tvf.resize(image, [files.resize], antialias=True) for image in decoded]
+    return torch.stack([tvf.center_crop(image, [files.size, files.size]) for image in decoded])
+
+
+def _stream_row(dataset: str, decoder: str, work: str, count: int, seconds: float) -> dict:
+    return {"dataset": dataset, "decoder": decoder, "work": work, "images": count,
+            "seconds": round(seconds, 2), "images_per_s": round(count / seconds, 1)}  # fmt: skip
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -44,7 +44,8 @@ class NoiseInfo(_Strict):
 
     model: str
     nominal_ratio: float | None
-    realised_rate: float
+    realised_rate: float | None
+    """None for a real-world dataset's own labels, whose clean counterparts are unknown."""
     transition_counts: list[list[int]]
 
 
@@ -72,6 +73,9 @@ class EpochLog(_Strict):
     """An epoch of a network that is not the method's final one (a stage's); never selected."""
     losses: dict[str, float]
     test_acc: float
+    more_test_acc: dict[str, float] = Field(default_factory=dict)
+    """Accuracy (%) on the dataset's further clean evaluation sets, by name (mini-WebVision's
+    ILSVRC2012 "imagenet", Clothing1M's "val")."""
     noisy_val_acc: float | None = None
     """Accuracy (%) on the held-out noisy validation split, against its noisy labels."""
     diagnostics: dict[str, float] = Field(default_factory=dict)

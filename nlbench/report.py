@@ -73,6 +73,7 @@ RUN_COLUMNS = [
     *SELECTION_COLUMNS,
     "transition_estimate",
     "transition_true",
+    "more_test",
     *(metric for metric, _ in METRICS),
 ]
 
@@ -177,6 +178,7 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
                 "val_selected_acc": final.get("val_selected_acc"),
                 "transition_estimate": rec.estimates.get("transition"),
                 "transition_true": realised_transition(rec.noise.transition_counts).tolist(),
+                "more_test": dict(rec.epochs[-1].more_test_acc) if rec.epochs else {},
                 **{metric: final.get(metric) for metric, _ in METRICS},
             }
         )
@@ -304,6 +306,10 @@ def leaderboard_markdown(
             parts.append(f"### {title}\n\n{metric_table(shown, metric)}")
             if metric == tables[0][0]:
                 parts.append(_group_notes(shown, recipes=not searched))
+        for name in sorted({name for found in shown["more_test"] for name in found}):
+            further = shown.assign(more=pd.to_numeric(shown["more_test"].str.get(name)))
+            title = f"last-epoch accuracy on the further test set '{name}' (%)"
+            parts.append(f"### {title}\n\n{metric_table(further, 'more')}")
         if searched:
             parts.append(_search_tables(frame, shown))
         if shown["best_val_acc"].notna().any():

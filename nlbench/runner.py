@@ -98,7 +98,9 @@ def make_record(
         noise=NoiseInfo(
             model=noisy.model,
             nominal_ratio=noisy.nominal_ratio,
-            realised_rate=round(float(noisy.realised_rate), 6),
+            realised_rate=(
+                None if noisy.realised_rate is None else round(float(noisy.realised_rate), 6)
+            ),
             transition_counts=noisy.transition_counts.tolist(),
         ),
         epochs=epochs,

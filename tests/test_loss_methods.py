@@ -91,7 +91,7 @@ def test_elr_keeps_per_sample_targets_and_reports_their_agreement_with_clean_lab
     assert torch.count_nonzero(method.targets) == 0
     method.begin_epoch(0)
     labels = eng.noisy[:16]
-    loss = method.loss(method.net(eng.views.make(eng.views.x_train[:16], "none")), labels,
+    loss = method.loss(method.net(eng.views.make(eng.views.train.images[:16], "none")), labels,
                        torch.arange(16))  # fmt: skip
     assert torch.isfinite(loss)
     assert torch.count_nonzero(method.targets[:16].sum(1)) == 16
@@ -107,7 +107,7 @@ def test_sop_draws_its_second_view_only_with_the_consistency_term_and_moves_only
     assert one.begin_epoch(0).streams["all"].views == ("weak",)
     u0, v0 = two.noise.u.detach().clone(), two.noise.v.detach().clone()
     ids = torch.arange(8, 24)
-    images = eng.views.x_train[ids]
+    images = eng.views.train.images[ids]
     views = [eng.views.make(images, "weak"), eng.views.make(images, "autoaugment_cutout")]
     two.train_step({"all": StreamBatch(ids, eng.noisy[ids], views)})
     moved = (two.noise.u.detach() != u0).any(1) | (two.noise.v.detach() != v0).any(1)
@@ -127,7 +127,7 @@ def test_mixup_with_alpha_zero_is_cross_entropy():
     eng = engine()
     method = MixUp(eng.ctx, MixUp.HParams(**SMALL, epochs=1, alpha=0.0))
     ids = torch.arange(16)
-    view = eng.views.make(eng.views.x_train[ids], "none")
+    view = eng.views.make(eng.views.train.images[ids], "none")
     expected = F.cross_entropy(method.net(view), eng.noisy[ids])
     losses = method.train_step({"all": StreamBatch(ids, eng.noisy[ids], [view])})
     assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)

@@ -87,7 +87,16 @@ def flipped(noisy: NoisyLabels, clean: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def test_every_model_has_a_one_line_doc() -> None:
-    expected = {"sym", "sym_flip", "pairflip", "asym", "asym_superclass", "instance", "cifarn"}
+    expected = {
+        "sym",
+        "sym_flip",
+        "pairflip",
+        "asym",
+        "asym_superclass",
+        "instance",
+        "cifarn",
+        "given",
+    }
     assert expected == set(NOISE_MODELS)
     for model in NOISE_MODELS.values():
         assert model.doc and "\n" not in model.doc

@@ -53,7 +53,7 @@ def _fake_context(
         rng=np.random.default_rng(0),
         generator=torch.Generator().manual_seed(0),
         network=lambda name, **opts: build_network(name, num_classes, 1, 4, **opts),
-        features=lambda fn, view="weak", batch_size=None: next(passes),
+        features=lambda fn, view="weak", batch_size=None, rows=None: next(passes),
         neighbour_index=NeighbourIndex.build,
     )
 

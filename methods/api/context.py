@@ -42,6 +42,9 @@ class MethodContext:
     neighbour_index: Callable[[torch.Tensor], object]
     amp_dtype: torch.dtype | None = None
     oracle_transition: torch.Tensor | None = None
+    pool: torch.Tensor | None = None
+    """This epoch's training samples when the dataset subsamples per epoch (Clothing1M: a fresh
+    class-balanced draw each epoch, set by the engine before `begin_epoch`); None: all of them."""
 
     @property
     def num_train(self) -> int:
@@ -49,6 +52,11 @@ class MethodContext:
 
     @property
     def train_indices(self) -> torch.Tensor:
+        """The ids this epoch trains on: the epoch's pool, or every training sample. A method
+        that draws its streams from these and runs its feature passes over them
+        (`features(fn, rows=train_indices)`) sets `Method.epoch_pool`."""
+        if self.pool is not None:
+            return self.pool
         return torch.arange(self.num_train, device=self.noisy_labels.device)
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:

@@ -93,6 +93,10 @@ class Method(ABC):
     HParams: ClassVar[type[MethodHParams]] = MethodHParams
     scored_network: ClassVar[str] = "the only network"
     command: ClassVar[MethodCommand | None] = None
+    epoch_pool: ClassVar[bool] = False
+    """True when the method trains only on `ctx.train_indices` and runs its feature passes over
+    them, so it can train on a dataset that draws a fresh subsample every epoch (Clothing1M);
+    the engine refuses other methods on such a dataset."""
 
     def __init__(self, ctx: MethodContext, hp: MethodHParams) -> None:
         self.ctx = ctx

@@ -61,6 +61,7 @@ class SingleNetwork(Method):
     """Trains `net` on all noisy labels with `loss(logits, labels, indices)` each step."""
 
     HParams = SingleNetworkHParams
+    epoch_pool = True
 
     def __init__(self, ctx: MethodContext, hp: SingleNetworkHParams) -> None:
         super().__init__(ctx, hp)

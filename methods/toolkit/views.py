@@ -8,11 +8,13 @@ device never waits on the host.
 A view is a registered function (uint8 batch, the dataset's weak augmentation, generator) -> uint8
 batch; `make_view` normalises its output. Built in (as SSR's main_cifar.py l.195-205 builds them):
 
-* "none": the images as they are (ToTensor + Normalize).
-* "weak": the dataset's augmentation ("crop_flip": RandomCrop(32, padding=4) +
-  RandomHorizontalFlip; "none": nothing).
-* "strong": the weak augmentation, then CIFAR-10 AutoAugment (`autoaugment.cifar10_autoaugment`),
-  one sub-policy per image. It also runs on one-channel images, with PIL's "L"-image semantics.
+* "none": the images as the dataset's recipe tests them (ToTensor + Normalize; the centre crop
+  of the network's input first where the recipe has one).
+* "weak": the recipe's weak augmentation ("crop_flip": RandomCrop(32, padding=4) +
+  RandomHorizontalFlip; "none": nothing; see `RECIPES` for the real-world datasets').
+* "strong": the weak augmentation, then the recipe's policy: CIFAR-10 AutoAugment
+  (`autoaugment.cifar10_autoaugment`) for the in-memory sets, one sub-policy per image. It also
+  runs on one-channel images, with PIL's "L"-image semantics.
 
 * "autoaugment_cutout": SOP's second view (its `data_loader/data_loaders.py`): AutoAugment first,
   then the weak augmentation, normalisation, and Cutout of one square of half the image side
@@ -24,39 +26,125 @@ on the normalised images) and names it in its streams.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+import torchvision.transforms.v2.functional as tvf
 from torch import Tensor
+from torchvision.ops import roi_align
 
 from nlbench.errors import did_you_mean
-from nlbench.methods.toolkit.autoaugment import cifar10_autoaugment
+from nlbench.methods.toolkit.autoaugment import (
+    cifar10_autoaugment,
+    imagenet_autoaugment,
+    ssr_randaugment,
+)
+
+Augmentation = Callable[[Tensor, torch.Generator], Tensor]
 
 
-def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
-    """torchvision RandomCrop(size=(H, W), padding, fill=0) then RandomHorizontalFlip(0.5), per
-    sample, on a uint8 batch [B, C, H, W]: two gathers on the zero-padded batch with per-sample
-    row and column indices (a flip is just reversed column indices)."""
+def random_crop_flip(
+    images: Tensor, generator: torch.Generator, padding: int = 4, size: int | None = None
+) -> Tensor:
+    """torchvision RandomCrop(size, padding, fill=0) then RandomHorizontalFlip(0.5), per sample,
+    on a uint8 batch [B, C, H, W] (size None: the image's own H = W): two gathers on the
+    zero-padded batch with per-sample row and column indices (a flip is reversed columns)."""
     b, c, h, w = images.shape
-    offsets = torch.randint(2 * padding + 1, (2, b), generator=generator).to(images.device)
+    out_h = out_w = size or h
+    if size is None:
+        out_w = w
+    span = 2 * padding + 1 + h - out_h
+    offsets = torch.randint(span, (2, b), generator=generator).to(images.device)
     flip = (torch.rand(b, generator=generator) < 0.5).to(images.device)
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    rows = offsets[0, :, None] + torch.arange(h, device=images.device)
-    cols = torch.arange(w, device=images.device).expand(b, w)
+    rows = offsets[0, :, None] + torch.arange(out_h, device=images.device)
+    cols = torch.arange(out_w, device=images.device).expand(b, out_w)
     cols = offsets[1, :, None] + torch.where(flip[:, None], cols.flip(1), cols)
-    out = padded.gather(2, rows.view(b, 1, h, 1).expand(b, c, h, w + 2 * padding))
-    return out.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
+    out = padded.gather(2, rows.view(b, 1, out_h, 1).expand(b, c, out_h, w + 2 * padding))
+    return out.gather(3, cols.view(b, 1, 1, out_w).expand(b, c, out_h, out_w))
 
 
-def _identity(images: Tensor, generator: torch.Generator) -> Tensor:
+def random_resized_crop_flip(
+    images: Tensor,
+    generator: torch.Generator,
+    size: int,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> Tensor:
+    """torchvision RandomResizedCrop(size) then RandomHorizontalFlip(0.5), per sample, batched.
+
+    The box follows torchvision's `get_params`: up to 10 tries of an area fraction ~ U(scale)
+    and a log-uniform aspect ratio, the first box that fits is kept, else the whole image (these
+    images are square, so its fallback centre crop is the whole image). The box is resampled to
+    size x size with `roi_align` (bilinear, averaging ceil(box / size) samples per output pixel
+    per axis): close to PIL's antialiased bilinear resize, not bit-equal to it.
+    """
+    b, _, h, w = images.shape
+    tries = 10
+    area = h * w * torch.empty(b, tries).uniform_(*scale, generator=generator)
+    log_ratio = torch.empty(b, tries).uniform_(math.log(ratio[0]), math.log(ratio[1]),
+                                               generator=generator)  # fmt: skip
+    aspect = log_ratio.exp()
+    box_w = (area * aspect).sqrt().round()
+    box_h = (area / aspect).sqrt().round()
+    fits = (box_w > 0) & (box_w <= w) & (box_h > 0) & (box_h <= h)
+    first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((b,), -1))
+    pick = first.clamp(min=0)[:, None]
+    box_w = torch.where(first >= 0, box_w.gather(1, pick).squeeze(1), torch.tensor(float(w)))
+    box_h = torch.where(first >= 0, box_h.gather(1, pick).squeeze(1), torch.tensor(float(h)))
+    top = (torch.rand(b, generator=generator) * (h - box_h + 1)).floor()
+    left = (torch.rand(b, generator=generator) * (w - box_w + 1)).floor()
+    flip = (torch.rand(b, generator=generator) < 0.5).to(images.device)
+    boxes = torch.stack([torch.arange(b, dtype=torch.float32), left, top, left + box_w,
+                         top + box_h], dim=1).to(images.device)  # fmt: skip
+    out = roi_align(images.float(), boxes, output_size=size, spatial_scale=1.0, aligned=True)
+    out = torch.where(flip[:, None, None, None], out.flip(3), out)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _identity(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return images
 
 
-AUGMENTS: dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
-    "crop_flip": random_crop_flip,
-    "none": _identity,
+def centre_crop(size: int) -> Callable[[Tensor], Tensor]:
+    """torchvision CenterCrop(size) of a batch."""
+    return functools.partial(tvf.center_crop, output_size=[size, size])
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A dataset's augmentation: `weak` (geometry of training views), `policy` (the strong view
+    is policy(weak(x))), `test` (what evaluation and the "none" view see)."""
+
+    weak: Augmentation
+    policy: Augmentation
+    test: Callable[[Tensor], Tensor] = _identity
+
+
+RECIPES: dict[str, Recipe] = {
+    "crop_flip": Recipe(random_crop_flip, cifar10_autoaugment),
+    "none": Recipe(_identity, cifar10_autoaugment),
+    # SSR main_animal10.py l.169-177: RandomCrop(64, padding=8) + flip; RandAugment; no resize.
+    "animal10n": Recipe(functools.partial(random_crop_flip, padding=8), ssr_randaugment),
+    # main_clothing1m.py l.203-225, on images decoded as Resize(256) + their central 256 square:
+    # RandomCrop(224) + flip; ImageNetPolicy after the flip; test CenterCrop(224).
+    "clothing1m": Recipe(
+        functools.partial(random_crop_flip, padding=0, size=224),
+        imagenet_autoaugment,
+        centre_crop(224),
+    ),
+    # main_webvision.py l.196-215, on Resize(320) + central 320 square: RandomResizedCrop(299) +
+    # flip; ImageNetPolicy after the flip; test CenterCrop(299).
+    "webvision": Recipe(
+        functools.partial(random_resized_crop_flip, size=299),
+        imagenet_autoaugment,
+        centre_crop(299),
+    ),
 }
-"""A dataset's weak augmentation, by the name its loader gives (`Dataset.augment`)."""
+"""Each dataset's augmentation recipe, by the name its loader gives (`Dataset.augment`)."""
 
 ViewFn = Callable[[Tensor, str, torch.Generator], Tensor]
 PostFn = Callable[[Tensor, torch.Generator], Tensor]
@@ -101,22 +189,27 @@ def cutout(images: Tensor, generator: torch.Generator, length: int | None = None
     return images * (~hole)[:, None].to(images.dtype)
 
 
+def recipe(augment: str) -> Recipe:
+    """The registered recipe `augment`, or a ValueError naming the valid ones."""
+    if augment not in RECIPES:
+        hint = did_you_mean(augment, RECIPES)
+        raise ValueError(f"unknown augment '{augment}'{hint}; choose from {tuple(RECIPES)}")
+    return RECIPES[augment]
+
+
 @register_view("none")
 def no_augmentation(images: Tensor, augment: str, generator: torch.Generator) -> Tensor:
-    return images
+    return recipe(augment).test(images)
 
 
 @register_view("weak")
 def weak_view(images: Tensor, augment: str, generator: torch.Generator) -> Tensor:
-    if augment not in AUGMENTS:
-        hint = did_you_mean(augment, AUGMENTS)
-        raise ValueError(f"unknown augment '{augment}'{hint}; choose from {tuple(AUGMENTS)}")
-    return AUGMENTS[augment](images, generator)
+    return recipe(augment).weak(images, generator)
 
 
 @register_view("strong")
 def strong_view(images: Tensor, augment: str, generator: torch.Generator) -> Tensor:
-    return cifar10_autoaugment(weak_view(images, augment, generator), generator)
+    return recipe(augment).policy(weak_view(images, augment, generator), generator)
 
 
 @register_view("autoaugment_cutout", after_normalise=cutout)

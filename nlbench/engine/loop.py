@@ -26,8 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from nlbench.data.dataset import Dataset
+from nlbench.data.image_files import class_balanced_subsample
 from nlbench.data.noise import NoisyLabels, realised_transition
+from nlbench.engine.images import ImageSource, image_source, in_order, take
 from nlbench.engine.sampling import StreamSampler
+from nlbench.errors import ConfigError
 from nlbench.methods.api import Diagnostics, Method, MethodHParams
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import EpochPlan, StreamBatch
@@ -54,6 +57,9 @@ class EngineOptions(BaseModel):
     cpu_threads: int = Field(1, ge=1)
     """torch's CPU threads for each run, whatever executor runs it: the thread count changes the
     order of floating-point sums on the CPU, so it is part of the run (and of its id when not 1)."""
+    data_workers: int = Field(2, ge=0)
+    """Processes decoding a streamed dataset's images (0: the run's own process). Decoding is
+    deterministic, so this changes speed, never numbers, and is not part of a run's id."""
 
 
 class RunFailed(Exception):
@@ -98,7 +104,8 @@ def run_streams(
 
 
 class _Views:
-    """Builds normalised augmented views of train/test images already on the device."""
+    """The run's image sources (`engine.images`: on the device, or streamed from disk) and the
+    normalised augmented views built from their uint8 batches on the device."""
 
     def __init__(
         self,
@@ -108,12 +115,18 @@ class _Views:
         channels_last: bool,
         train_rows: np.ndarray,
         val_rows: np.ndarray,
+        workers: int,
     ) -> None:
-        self.x_train = torch.from_numpy(np.ascontiguousarray(dataset.x_train[train_rows])).to(
-            device
-        )
-        self.x_val = torch.from_numpy(np.ascontiguousarray(dataset.x_train[val_rows])).to(device)
-        self.x_test = torch.from_numpy(np.ascontiguousarray(dataset.x_test)).to(device)
+        self.train = image_source(take(dataset.x_train, train_rows), device, workers)
+        self.val = image_source(take(dataset.x_train, val_rows), device, workers)
+        self.test = image_source(dataset.x_test, device, workers)
+        self.more = {
+            more.name: (
+                image_source(more.images, device, workers),
+                torch.from_numpy(more.labels).long().to(device),
+            )
+            for more in dataset.more_tests
+        }
         self.mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
         self.augment = dataset.augment
@@ -211,13 +224,16 @@ def _feature_pass(
     fn: Callable[[torch.Tensor], Any],
     view: str = "weak",
     batch_size: int | None = None,
+    rows: torch.Tensor | None = None,
 ) -> Any:
-    """Apply `fn` to every training image in index order (the method sets train/eval mode)."""
+    """Apply `fn` to every training image in index order, or to the images at `rows` in their
+    order (an epoch's pool); the method sets train/eval mode."""
     size = batch_size or default_batch
+    chunks = in_order(len(views.train), size) if rows is None else list(rows.cpu().split(size))
     outs: list[Any] = []
     with autocast():
-        for start in range(0, len(views.x_train), size):
-            outs.append(fn(views.make(views.x_train[start : start + size], view)))
+        for images in views.train.batches(chunks):
+            outs.append(fn(views.make(images, view)))
     if isinstance(outs[0], tuple):
         return tuple(torch.cat([o[i] for o in outs]).float() for i in range(len(outs[0])))
     return torch.cat(outs).float()
@@ -257,7 +273,7 @@ class Engine:
         train_rows = np.setdiff1d(np.arange(len(dataset.y_train)), val_rows)
         self.has_validation = validation is not None
         self.views = _Views(dataset, device, self.view_gen, self.switches["channels_last"],
-                            train_rows, val_rows)  # fmt: skip
+                            train_rows, val_rows, options.data_workers)  # fmt: skip
         self.clean = torch.from_numpy(dataset.y_train[train_rows]).long().to(device)
         self.noisy = torch.from_numpy(noisy.labels[train_rows]).long().to(device)
         self.noisy_val = torch.from_numpy(noisy.labels[val_rows]).long().to(device)
@@ -299,6 +315,18 @@ class Engine:
         """The method on this run's context; the realised transition matrix is put in the
         context only for a method whose hyperparameters name the oracle that reads it."""
         wants = method_cls.uses_oracle_transition(hp)
+        name = self.dataset.name
+        if wants and not self.dataset.clean_train:
+            raise ConfigError(
+                f"{method_cls.name}: its oracle reads the clean training labels, which dataset "
+                f"'{name}' does not have; drop the oracle option"
+            )
+        if self.dataset.epoch_samples and not method_cls.epoch_pool:
+            raise ConfigError(
+                f"{method_cls.name} works on the whole training set every epoch, but dataset "
+                f"'{name}' trains on a fresh subsample of {self.dataset.epoch_samples} per epoch; "
+                "run a method that draws from the epoch's pool (ce, ssr, coteaching, ...)"
+            )
         self.ctx.oracle_transition = (
             transition_of(self.noisy, self.clean, self.dataset.num_classes) if wants else None
         )
@@ -307,7 +335,15 @@ class Engine:
     @torch.no_grad()
     def evaluate(self, method: Method) -> float:
         """Top-1 accuracy (%) of the scored network on the whole clean test set."""
-        return self._accuracy(method, self.views.x_test, self.y_test)
+        return self._accuracy(method, self.views.test, self.y_test)
+
+    @torch.no_grad()
+    def evaluate_more(self, method: Method) -> dict[str, float]:
+        """Accuracy (%) on each of the dataset's further clean evaluation sets, by name."""
+        return {
+            name: self._accuracy(method, source, labels)
+            for name, (source, labels) in self.views.more.items()
+        }
 
     @torch.no_grad()
     def evaluate_validation(self, method: Method) -> float | None:
@@ -315,17 +351,16 @@ class Engine:
         without a split)."""
         if not self.has_validation:
             return None
-        return self._accuracy(method, self.views.x_val, self.noisy_val)
+        return self._accuracy(method, self.views.val, self.noisy_val)
 
-    def _accuracy(self, method: Method, images: torch.Tensor, labels: torch.Tensor) -> float:
+    def _accuracy(self, method: Method, source: ImageSource, labels: torch.Tensor) -> float:
         method.train_mode(False)
         correct = torch.zeros((), device=self.device)
-        size = self.options.eval_batch_size
+        chunks = in_order(len(source), self.options.eval_batch_size)
         with self.ctx.autocast():
-            for start in range(0, len(images), size):
-                x = self.views.make(images[start : start + size], "none")
-                pred = method.predict(x).argmax(1)
-                correct += (pred == labels[start : start + size]).sum()
+            for chunk, images in zip(chunks, source.batches(chunks)):
+                pred = method.predict(self.views.make(images, "none")).argmax(1)
+                correct += (pred == labels[chunk.to(self.device)]).sum()
         method.train_mode(True)
         return round(100.0 * float(correct) / max(1, len(labels)), 4)
 
@@ -349,10 +384,15 @@ class Engine:
             for name, s in plan.streams.items()
         }
         steps = plan.steps or next(iter(samplers.values())).batches_per_pass
+        # Every step's ids are drawn before the first step (the sampler's stream is its own, so
+        # the ids are the same as drawn step by step); a streamed source decodes them ahead.
+        drawn = [{name: s.next_ids() for name, s in samplers.items()} for _ in range(steps)]
+        joined = [torch.cat(list(step.values())) for step in drawn]
         seen = 0
-        for _ in range(steps):
-            ids = {name: sampler.next_ids().to(self.device) for name, sampler in samplers.items()}
-            views = self._build_views(plan, ids)
+        for step, images in zip(drawn, self.views.train.batches(joined)):
+            ids = {name: step_ids.to(self.device) for name, step_ids in step.items()}
+            parts = images.split([len(step_ids) for step_ids in step.values()])
+            views = self._build_views(plan, dict(zip(step, parts)))
             batch = {
                 name: StreamBatch(ids[name], plan.streams[name].labels[ids[name]], views[name])
                 for name in plan.streams
@@ -365,7 +405,7 @@ class Engine:
         return seen
 
     def _build_views(
-        self, plan: EpochPlan, ids: dict[str, torch.Tensor]
+        self, plan: EpochPlan, images_of: dict[str, torch.Tensor]
     ) -> dict[str, list[torch.Tensor]]:
         """All views of one step, one augmentation call per view kind across every stream.
 
@@ -376,7 +416,7 @@ class Engine:
         """
         requests: dict[str, list[tuple[str, int, torch.Tensor]]] = {}
         for name, stream in plan.streams.items():
-            images = self.views.x_train[ids[name]]
+            images = images_of[name]
             for slot, view in enumerate(stream.views):
                 requests.setdefault(view, []).append((name, slot, images))
         built = {name: [torch.empty(0)] * len(s.views) for name, s in plan.streams.items()}
@@ -462,6 +502,7 @@ class Engine:
             for epoch in range(start, hp.epochs):
                 t0 = time.perf_counter()
                 try:
+                    self.ctx.pool = self.epoch_pool(epoch)
                     plan = method.begin_epoch(epoch)
                     self._sync()
                     t1 = time.perf_counter()
@@ -475,10 +516,15 @@ class Engine:
                     raise RunFailed(f"loss '{bad[0]}' is {losses[bad[0]]}", epoch, epochs)
                 try:
                     acc = self.evaluate(method)
+                    more = self.evaluate_more(method)
                     val_acc = self.evaluate_validation(method)
                     t3 = time.perf_counter()
                     found = method.diagnostics()
-                    diag = score_diagnostics(found, self.noisy, self.clean)
+                    diag = (
+                        score_diagnostics(found, self.noisy, self.clean)
+                        if self.dataset.clean_train
+                        else {}
+                    )
                     if found is not None and found.transition is not None:
                         estimates["transition"] = found.transition.float().cpu().tolist()
                     method.end_epoch(epoch)
@@ -493,6 +539,7 @@ class Engine:
                         **({"interim": True} if plan.interim else {}),
                         "losses": {k: round(v, 6) for k, v in losses.items()},
                         "test_acc": acc,
+                        **({"more_test_acc": more} if more else {}),
                         **({} if val_acc is None else {"noisy_val_acc": val_acc}),
                         "diagnostics": diag,
                         "seconds": {
@@ -526,6 +573,19 @@ class Engine:
             dict(self.switches),
             estimates,
         )
+
+    def epoch_pool(self, epoch: int) -> torch.Tensor | None:
+        """The epoch's training pool when the dataset subsamples per epoch (None otherwise): a
+        class-balanced draw by noisy label (`data.image_files.class_balanced_subsample`), seeded by
+        (run seed, epoch) so it reproduces and a resumed run draws the same pools."""
+        if not self.dataset.epoch_samples:
+            return None
+        rng = np.random.default_rng([self.seed, epoch])
+        labels = self.noisy.cpu().numpy()
+        pool = class_balanced_subsample(
+            labels, self.dataset.epoch_samples, self.dataset.num_classes, rng
+        )
+        return torch.from_numpy(pool).to(self.device)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
