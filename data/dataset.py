@@ -38,7 +38,8 @@ class Dataset:
     `clean_train` is False when `y_train` are the labels as collected (noisy, their clean labels
     unknown): nothing can then be scored against clean training labels. `more_tests` are further
     evaluation sets. `epoch_samples` asks for a fresh class-balanced subsample of that many training
-    samples every epoch (Clothing1M's official loaders), drawn by the engine.
+    samples every epoch (Clothing1M's official loaders), drawn by the engine. `val` is a
+    validation set of its own.
     """
 
     name: str
@@ -55,6 +56,9 @@ class Dataset:
     coarse_train: np.ndarray | None = field(default=None, repr=False)
     clean_train: bool = True
     more_tests: tuple[EvalSet, ...] = ()
+    val: EvalSet | None = None
+    """A held-out validation set the dataset ships (Clothing1M's clean list); scored only when a
+    suite selects on it (`selection: {split: dataset_val}`)."""
     epoch_samples: int | None = None
     crop: int | None = None
     """The network's input side when the recipe crops it from larger decoded images (Clothing1M

@@ -86,8 +86,10 @@ def encode_paths(names: list[str]) -> np.ndarray:
 def class_balanced_subsample(
     labels: np.ndarray, num_samples: int, num_classes: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """One epoch's subsample of a large noisy training set, as the official Clothing1M loaders
-    draw it (SSR `datasets/dataloader_clothing1m.py`, DivideMix `dataloader_clothing1M.py`).
+    """One epoch's subsample of a large noisy training set, by the official Clothing1M loaders'
+    rule (SSR `datasets/dataloader_clothing1m.py` l.34-51, DivideMix `dataloader_clothing1M.py`).
+    The official code draws with Python's global `random`, one stream over the whole run; here
+    `rng` (the engine seeds it by run seed and epoch, so a resumed run redraws the same pools).
 
     Shuffle all indices; walk them in that order and keep an index while its (noisy) class has
     fewer than num_samples / C kept and fewer than num_samples are kept in all; shuffle the kept

@@ -493,10 +493,11 @@ def _read_label_file(path: Path) -> dict[str, np.ndarray]:
 
 @_register("given", takes_ratio=False)
 def _given(dataset: Dataset, ratio: None, rng: np.random.Generator) -> np.ndarray:
-    """The dataset's own training labels, noisy as collected (ANIMAL-10N, Clothing1M, WebVision).
+    """The dataset's own training labels, as collected (ANIMAL-10N, Clothing1M, WebVision).
 
-    No noise is drawn. On a dataset whose training labels are the collected ones
-    (`clean_train` False) the realised rate is unknown, and the record says so instead of 0.
+    No noise is drawn. On a real-world dataset (`clean_train` False) `apply_noise` returns them
+    unmeasured: no clean labels, so the realised rate is unknown and recorded as such, not 0. On
+    a dataset with clean labels this is the noise-free run (rate 0).
     """
     return dataset.y_train.copy()
 

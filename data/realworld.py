@@ -9,6 +9,14 @@ anything is read, and a missing one is named in one line with the layout it belo
 
 Clothing1M and WebVision stay on disk (`ImageFiles`, decoded batch by batch by the engine's
 workers); ANIMAL-10N's 55,000 64x64 images (600 MB) are decoded into memory unless `stream: true`.
+
+Departures, all from decoding every image to one square so that batches stack and the crops run
+on the device: Clothing1M and WebVision images decode to Resize(256 / 320) and their central
+square, so the training crops (RandomCrop(224), RandomResizedCrop(299)) range over that square,
+not over the whole resized image as the official transforms do (the same for square images; a
+wide image loses its sides). The test view's CenterCrop(224) is then exact for Clothing1M;
+WebVision's CenterCrop(299) can sit one pixel off the official one, as two centre crops round
+twice. WebVision is scored top-1 only (the official script also logs top-5).
 """
 
 from __future__ import annotations
@@ -98,12 +106,15 @@ def load_animal10n(root: str | None, *, stream: bool = False) -> Dataset:
     SSR's `main_animal10.py` trains on the images as they are, with no normalisation (mean 0,
     std 1 on the 0..1 scale) and its own augmentation recipe ("animal10n" in
     `methods.toolkit.views`). `stream: true` decodes batches from disk instead of holding the
-    images in memory (same pixels, same runs).
+    images in memory (same pixels, same numbers; as a dataset option it is part of the run id,
+    so the two are separate runs).
     """
     folder = _root("animal10n", root, ANIMAL10N_LAYOUT)
+    for part in ("training", "testing"):
+        _need(folder / part, "animal10n", ANIMAL10N_LAYOUT)
     split = {}
     for part in ("training", "testing"):
-        names, labels = _animal_folder(_need(folder / part, "animal10n", ANIMAL10N_LAYOUT))
+        names, labels = _animal_folder(folder / part)
         files = ImageFiles(str(folder), encode_paths(names), size=64)
         split[part] = (files if stream else files.read(np.arange(len(files))).numpy(), labels)
     return Dataset(
@@ -166,8 +177,8 @@ def load_clothing1m(root: str | None, *, epoch_samples: int = 32000, val: bool =
     class-balanced subsample of `epoch_samples` noisy-train images (SSR: 1000 batches of 32), drawn
     by the engine with `data.image_files.class_balanced_subsample`. Images decode to
     Resize(256) and the central 256x256; the recipe crops 224 from that (see "clothing1m" in
-    `methods.toolkit.views`). `val: true` also scores the clean validation list every epoch (as
-    the further evaluation set "val"; SSR's script does not read it).
+    `methods.toolkit.views`). `val: true` loads the clean validation list as the dataset's
+    validation set, for `selection: {split: dataset_val}` (SSR's script does not read it).
     """
     folder = _root("clothing1m", root, CLOTHING1M_LAYOUT)
     epoch_samples = _positive("clothing1m", "epoch_samples", epoch_samples)
@@ -188,10 +199,11 @@ def load_clothing1m(root: str | None, *, epoch_samples: int = 32000, val: bool =
 
     x_train, y_train = split("noisy_train_key_list.txt", "noisy_label_kv.txt", noisy_kv)
     x_test, y_test = split("clean_test_key_list.txt", "clean_label_kv.txt", clean_kv)
-    more = ()
+    validation = None
     if val:
-        x_val, y_val = split("clean_val_key_list.txt", "clean_label_kv.txt", clean_kv)
-        more = (EvalSet("val", x_val, y_val),)
+        validation = EvalSet(
+            "val", *split("clean_val_key_list.txt", "clean_label_kv.txt", clean_kv)
+        )
     return Dataset(
         name="clothing1m",
         family="clothing1m",
@@ -204,7 +216,7 @@ def load_clothing1m(root: str | None, *, epoch_samples: int = 32000, val: bool =
         std=CLOTHING1M_STD,
         augment="clothing1m",
         clean_train=False,
-        more_tests=more,
+        val=validation,
         epoch_samples=epoch_samples,
         crop=224,
     )
@@ -253,10 +265,12 @@ def _imagenet_val(folder: Path, num_classes: int) -> tuple[ImageFiles, np.ndarra
         )
     names, labels = [], []
     for label, cls in enumerate(classes):
-        for image in sorted((folder / cls).iterdir()):
-            if image.suffix.lower() in IMAGE_SUFFIXES:
-                names.append(f"{cls}/{image.name}")
-                labels.append(label)
+        images = sorted(p.name for p in (folder / cls).iterdir()
+                        if p.suffix.lower() in IMAGE_SUFFIXES)  # fmt: skip
+        if not images:
+            raise DataError(f"webvision: ILSVRC2012 class folder {folder / cls} holds no images")
+        names += [f"{cls}/{name}" for name in images]
+        labels += [label] * len(images)
     return ImageFiles(str(folder), encode_paths(names), size=320, resize=320), np.array(labels)
 
 

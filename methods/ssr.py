@@ -3,7 +3,8 @@
 Each epoch, in the official order (MrChenFeng/SSR_BMVC2022 `main_cifar.py`: `main` l.266-277, `evaluate`
 l.116-164, `train` l.43-97):
 
-1. feature pass: encoder + classifier in eval mode over every training image (weak view);
+1. feature pass: encoder + classifier in eval mode over every training image (weak view), or over
+   the epoch's pool where the dataset draws one (Clothing1M, main_clothing1m.py l.120-143);
 2. relabel: a sample whose max softmax probability is > theta_r takes the predicted class, every
    other sample its ORIGINAL noisy label (`relabel`);
 3. select: a k-NN vote over the relabelled labels, divided by their class prior; a sample is clean
@@ -11,7 +12,8 @@ l.116-164, `train` l.43-97):
 4. train N // batch steps: mixup cross-entropy on class-balanced batches of selected samples (two
    strong views each) + lambda_fc x a SimSiam-style consistency loss on batches of all samples
    (prediction of the strong view vs stop-gradient projection of the weak view);
-5. the engine tests the classifier on the clean test set, then the cosine LR steps once.
+5. the engine tests the classifier on the clean test set, then the LR schedule steps once (cosine
+   on CIFAR; x0.1 at epochs 50 and 100 in the real-world scripts).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from nlbench.errors import ConfigError
@@ -38,6 +40,7 @@ from nlbench.methods.api import (
     register,
 )
 from nlbench.methods.api.search import Distribution
+from nlbench.methods.toolkit.feature_net import normal_init
 from nlbench.methods.toolkit.networks import mlp_head
 from nlbench.methods.toolkit.optim import ScheduleName, make_optimizer, make_schedule
 
@@ -86,15 +89,6 @@ def select(
     return own / scores.max(dim=1).values >= theta_s
 
 
-def normal_init(module: nn.Module, std: float) -> None:
-    """N(0, std) weights and zero biases for every Linear in `module` (the real-world scripts'
-    `init_weights`)."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear):
-            nn.init.normal_(layer.weight, 0.0, std)
-            nn.init.zeros_(layer.bias)
-
-
 def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     """-mean_i sum_c t_ic log softmax(logits)_ic: cross-entropy against mixup's soft labels."""
     return -(F.log_softmax(logits.float(), dim=1) * targets).sum(dim=1).mean()
@@ -111,6 +105,12 @@ class SSR(Method):
 
     Faithful to the official CIFAR code rule for rule (MrChenFeng/SSR_BMVC2022 `main_cifar.py`); defaults are its defaults.
     Where this implementation departs from it, and why:
+
+    * Real-world scripts (main_animal10.py, main_clothing1m.py, main_webvision.py): their recipes
+      are hyperparameters here (`schedule`, `milestones`, `class_prior`, the init stds, head
+      sizes; see the ssr_* suites). An epoch is len(pool) // batch steps with full batches, where
+      the official Clothing1M and WebVision loaders (no drop_last) also train a last short batch;
+      Clothing1M's scheduler steps before its test, which changes no trained weight.
 
     * Empty or tiny selections. The official labelled loader (`drop_last=True`) yields no batch
       when fewer than `batch_size` class-balanced ids exist, and its bare `except:` then crashes
@@ -196,12 +196,21 @@ class SSR(Method):
         heads_init_std: float | None = Field(None, gt=0)
         """The same for the projection and prediction heads' Linear layers (Clothing1M 0.001)."""
 
+        @model_validator(mode="after")
+        def _known_schedule(self):
+            if self.schedule not in ("cosine", "multistep"):
+                raise ValueError(f"ssr schedule '{self.schedule}': use cosine or multistep")
+            if self.schedule == "multistep" and not self.milestones:
+                raise ValueError("ssr schedule 'multistep' needs milestones, e.g. [50, 100]")
+            return self
+
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)
-        if hp.k > ctx.num_train:
+        pool = min(ctx.num_train, ctx.pool_size or ctx.num_train)
+        if hp.k > pool:
             raise ConfigError(
-                f"ssr: k={hp.k} neighbours but only {ctx.num_train} training "
-                "samples; lower methods.ssr.hparams.k"
+                f"ssr: k={hp.k} neighbours but an epoch trains on at most {pool} samples; lower "
+                "methods.ssr.hparams.k"
             )
         self.encoder = self.build_network()
         self.encoder.classifier = nn.Identity()

@@ -207,6 +207,10 @@ def cmd_perf(args: argparse.Namespace) -> int:
         raise ConfigError(f"--epochs {args.epochs}: time at least 1 epoch (2+ to skip warm-up)")
     counts = _counts("--concurrency", args.concurrency, minimum=1)
     workers = _counts("--stream-workers", args.stream_workers, minimum=0)
+    if workers and (args.compare or args.concurrency):
+        raise ConfigError("--stream-workers times decoding only: drop --compare / --concurrency")
+    if args.images < 1 or args.batch_size < 1:
+        raise ConfigError(f"--images {args.images} / --batch-size {args.batch_size}: both >= 1")
     overrides = list(args.set or []) + ["engine.progress=false"]
     suite = load_suite(suite_path(args.suite), overrides)
     out = Path(args.out)

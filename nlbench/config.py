@@ -125,9 +125,13 @@ class SelectionEntry(_Strict):
     """Honest model selection: hold out `fraction` of the noisy training set, stratified by noisy
     label, as a noisy validation split the engine scores every epoch (the labels a practitioner
     has). `seed` fixes the split (None: each run's seed); `headline` is the rule the leaderboard
-    leads with: the epoch with the best noisy-validation accuracy, or the last epoch."""
+    leads with: the epoch with the best validation accuracy, or the last epoch.
 
-    split: Literal["noisy_val"] = "noisy_val"
+    `split: dataset_val` selects on the dataset's own held-out validation set instead (Clothing1M's
+    clean validation list, loaded with `val: true`): a practitioner has it too, so selecting on it
+    is honest; `fraction` and `seed` do not apply and the training set stays whole."""
+
+    split: Literal["noisy_val", "dataset_val"] = "noisy_val"
     fraction: float = Field(0.1, gt=0, lt=1)
     seed: Annotated[StrictInt, Field(ge=0)] | None = None
     headline: Literal["noisy_val", "last"] = "noisy_val"
@@ -220,7 +224,8 @@ class RunSpec(BaseModel):
     seed: int
     engine: dict[str, Any] | None = None
     selection: dict[str, Any] | None = None
-    """{split, fraction, seed, headline}: the held-out noisy validation split (absent: none)."""
+    """{split, fraction, seed, headline}: the held-out noisy validation split, or {split:
+    dataset_val, headline}: the dataset's own validation set (absent: no selection split)."""
 
     @property
     def run_id(self) -> str:
@@ -523,6 +528,8 @@ def _selection(suite: Suite, seed: int) -> dict[str, Any] | None:
     if suite.selection is None:
         return None
     chosen = suite.selection.model_dump()
+    if chosen["split"] == "dataset_val":
+        return {"split": "dataset_val", "headline": chosen["headline"]}
     chosen["seed"] = seed if chosen["seed"] is None else chosen["seed"]
     return chosen
 

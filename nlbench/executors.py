@@ -122,7 +122,10 @@ class LocalExecutor:
 
     def _spawn(self, ctx: Any, slot: str, fn: JobFn) -> _Worker:
         conn, child = ctx.Pipe()
-        process = ctx.Process(target=_worker, daemon=True, args=(slot, os.getpid(), fn, child))
+        # Not daemonic: a run on a streamed dataset starts its own decoding workers, which a
+        # daemonic process may not. `run` terminates and joins its workers on every exit, and a
+        # worker whose sweep died exits by itself (`_watch_parent`).
+        process = ctx.Process(target=_worker, daemon=False, args=(slot, os.getpid(), fn, child))
         process.start()
         child.close()
         return _Worker(slot, process, conn)

@@ -217,7 +217,7 @@ def stream_throughput(
     device = resolve_device(device_name or suite.device)
     spec = expand(suite)[0]
     dataset = DataCache().dataset(spec)
-    if not isinstance(dataset.x_train, ImageFiles):
+    if not dataset.streamed:
         raise ConfigError(
             f"perf --stream-workers: dataset '{dataset.name}' is held in memory, not streamed; "
             "use a real-world dataset (or animal10n with stream: true)"

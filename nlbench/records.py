@@ -75,9 +75,10 @@ class EpochLog(_Strict):
     test_acc: float
     more_test_acc: dict[str, float] = Field(default_factory=dict)
     """Accuracy (%) on the dataset's further clean evaluation sets, by name (mini-WebVision's
-    ILSVRC2012 "imagenet", Clothing1M's "val")."""
+    ILSVRC2012 "imagenet")."""
     noisy_val_acc: float | None = None
-    """Accuracy (%) on the held-out noisy validation split, against its noisy labels."""
+    """Accuracy (%) on the suite's validation split: the held-out noisy split against its noisy
+    labels, or with `selection.split: dataset_val` the dataset's own validation set."""
     diagnostics: dict[str, float] = Field(default_factory=dict)
     seconds: dict[str, float]
     images_per_second: float

@@ -30,7 +30,8 @@ METRICS = (
 )
 VAL_METRIC = (
     "val_selected_acc",
-    "epoch selected by noisy-validation accuracy (labels a practitioner has), test accuracy (%)",
+    "epoch selected by validation accuracy (labels a practitioner has: the noisy split, or the "
+    "dataset's own validation set), test accuracy (%)",
 )
 """Shown only for runs with a noisy validation split; first when the suite's headline is it."""
 SELECTION_COLUMNS = ["trial", "entry", "headline", "best_val_acc", "val_selected_acc"]
@@ -151,8 +152,11 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
         dataset = dataset_label(spec["dataset"]) + _options(label_options(spec["dataset"]))
         noise_label = noise["model"] + (_options(noise_options) if numeric else "")
         noise_label += _options({k: v for k, v in spec.items() if k not in KNOWN_SPEC_FIELDS})
-        if spec.get("selection"):  # the split's seed follows the run's, as the noise seed does
-            noise_label += f" · noisy val {spec['selection']['fraction']:.0%}"
+        chosen = spec.get("selection")
+        if chosen and chosen["split"] == "dataset_val":
+            noise_label += " · dataset's val"
+        elif chosen:  # the split's seed follows the run's, as the noise seed does
+            noise_label += f" · noisy val {chosen['fraction']:.0%}"
         rows.append(
             {
                 "run_id": rec.run_id,
@@ -434,7 +438,7 @@ def _header(ok: list[Record], runs: pd.DataFrame, failures: list[Record], proble
 
 def _headline_sentence(runs: pd.DataFrame) -> str:
     if "headline" in runs and (runs["headline"] == "noisy_val").any():
-        return "The headline is the epoch selected by noisy-validation accuracy."
+        return "The headline is the epoch selected by validation accuracy."
     return "The headline is the last epoch."
 
 

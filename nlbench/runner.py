@@ -122,7 +122,15 @@ def engine_for(
     validation split when the suite selects models on one."""
     dataset, noisy = data.dataset(spec), data.noisy(spec)
     validation = None
-    if spec.selection is not None:
+    if spec.selection is not None and spec.selection["split"] == "dataset_val":
+        validation = dataset.val
+        if validation is None:
+            raise ConfigError(
+                f"{spec.describe()}: selection.split dataset_val needs the dataset's own "
+                f"validation set, and '{dataset.name}' has none loaded (clothing1m: set "
+                "dataset.options.val=true); or use split noisy_val"
+            )
+    elif spec.selection is not None:
         chosen = spec.selection
         validation = noisy_validation_split(
             noisy.labels, dataset.num_classes, chosen["fraction"], chosen["seed"]

@@ -96,6 +96,10 @@ def rank_agreement(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for column, cell in frame.groupby("column"):
         pairs = cell.dropna(subset=["best_val_acc", "val_selected_acc"])
-        tau = kendalltau(pairs["best_val_acc"], pairs["val_selected_acc"]).statistic
+        tau = (  # undefined below two runs: NaN, without scipy's warning
+            kendalltau(pairs["best_val_acc"], pairs["val_selected_acc"]).statistic
+            if len(pairs) > 1
+            else float("nan")
+        )
         rows.append({"column": column, "tau": tau, "runs": len(pairs)})
     return pd.DataFrame(rows)

@@ -40,16 +40,19 @@ def animal10n_tree(root: Path, per_class: int = 6, test_per_class: int = 2, seed
     return root
 
 
-def clothing1m_tree(root: Path, counts: list[int] | None = None, seed: int = 0) -> Path:
+def clothing1m_tree(
+    root: Path, counts: list[int] | None = None, scale: int = 1, seed: int = 0
+) -> Path:
     """The list files and `images/<a>/<bb>/<name>.jpg`, 14 classes of unequal sizes; the noisy
-    train set and the clean test and validation sets as SSR's loader reads them."""
+    train set and the clean test and validation sets as SSR's loader reads them. Training images
+    are (30..42 x 40) x `scale` pixels (`scale` 8: about Clothing1M's own sizes)."""
     rng = np.random.default_rng(seed)
     counts = counts or [6 + (c % 4) * 3 for c in range(14)]
     noisy, clean, train, test, val = [], [], [], [], []
     for label, count in enumerate(counts):
         for i in range(count):
             key = f"images/{label % 10}/{label:02d}/n{label}_{i}.jpg"
-            write_image(root / key, label, 30 + (i % 3) * 6, 40, rng)
+            write_image(root / key, label, (30 + (i % 3) * 6) * scale, 40 * scale, rng)
             noisy.append(f"{key} {label}")
             train.append(key)
         for i in range(2):
@@ -93,12 +96,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("layout", choices=["animal10n", "clothing1m", "webvision"])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--per-class", type=int, default=6, help="ANIMAL-10N training images")
+    parser.add_argument("--per-class", type=int, default=6, help="training images per class")
+    parser.add_argument("--scale", type=int, default=1, help="Clothing1M image size factor")
     args = parser.parse_args()
     if args.layout == "animal10n":
         animal10n_tree(args.out, per_class=args.per_class)
     elif args.layout == "clothing1m":
-        clothing1m_tree(args.out)
+        clothing1m_tree(args.out, counts=[args.per_class] * 14, scale=args.scale)
     else:
         webvision_tree(args.out)
     print(f"wrote a {args.layout} tree under {args.out}")

@@ -323,3 +323,55 @@ def test_make_view_names_the_bad_argument() -> None:
         make_view(x, "strnog", "crop_flip", MEAN, STD, g)
     with pytest.raises(ValueError, match="unknown augment"):
         make_view(x, "weak", "cutout", MEAN, STD, g)
+
+
+# ---------------------------------------------------------------- real-world recipes' crops
+
+
+def _gradient(batch: int, side: int) -> torch.Tensor:
+    """Images whose every pixel value says where it is (no two windows alike)."""
+    rows = torch.arange(side).view(side, 1).expand(side, side)
+    cols = torch.arange(side).view(1, side).expand(side, side)
+    image = torch.stack([rows, cols, (rows + cols) // 2]).to(torch.uint8)
+    return image.expand(batch, 3, side, side).clone()
+
+
+def test_random_crop_to_224_takes_a_window_of_the_256_square_or_its_mirror():
+    from nlbench.methods.toolkit.views import RECIPES
+
+    x = _gradient(64, 256)
+    out = RECIPES["clothing1m"].weak(x, torch.Generator().manual_seed(0))
+    assert out.shape == (64, 3, 224, 224)
+    tops = out[:, 0, 0, 0].long()
+    flipped = out[:, 1, 0, 0] > out[:, 1, 0, -1]
+    lefts = torch.where(flipped, out[:, 1, 0, -1], out[:, 1, 0, 0]).long()
+    assert tops.max() <= 32 and lefts.max() <= 32 and len(set(tops.tolist())) > 10
+    assert 0.25 < flipped.float().mean() < 0.75
+    for i in range(8):
+        window = x[i, :, tops[i] : tops[i] + 224, lefts[i] : lefts[i] + 224]
+        assert torch.equal(out[i], window.flip(2) if flipped[i] else window)
+    test = RECIPES["clothing1m"].test(x)
+    assert torch.equal(test, x[:, :, 16:240, 16:240])  # CenterCrop(224) of 256
+
+
+def test_random_resized_crop_keeps_torchvisions_box_rule_and_resamples_close_to_resize():
+    from nlbench.methods.toolkit.views import random_resized_crop_flip
+
+    x = _gradient(32, 64)
+    g = torch.Generator().manual_seed(0)
+    whole = random_resized_crop_flip(x, g, size=48, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    reference = torchvision_resize(x, 48)
+    mirrored = reference.flip(3)
+    for i in range(len(x)):
+        error = min((whole[i].float() - r[i].float()).abs().mean() for r in (reference, mirrored))
+        assert error < 1.5  # roi_align's bilinear average vs antialiased resize, uint8 units
+    crops = random_resized_crop_flip(x, torch.Generator().manual_seed(1), size=48)
+    assert crops.shape == (32, 3, 48, 48) and crops.dtype == torch.uint8
+    spans = crops[:, 0].float().amax(dim=(1, 2)) - crops[:, 0].float().amin(dim=(1, 2))
+    assert spans.min() < 40 < spans.max()  # boxes of many sizes, from 8 % of the area up
+
+
+def torchvision_resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    import torchvision.transforms.v2.functional as tvf
+
+    return tvf.resize(images, [size, size], antialias=True)

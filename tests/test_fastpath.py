@@ -146,8 +146,8 @@ def test_views_of_one_kind_are_built_in_one_call_and_differ_per_image(monkeypatc
         "make",
         lambda images, view: calls.append((view, len(images))) or make(images, view),
     )
-    ids = {name: torch.arange(16) for name in plan.streams}
-    views = engine._build_views(plan, ids)
+    images = {name: engine.views.train.images[torch.arange(16)] for name in plan.streams}
+    views = engine._build_views(plan, images)
     assert sorted(calls) == sorted([("strong", 16 * 3), ("weak", 16)])
     first, second = views["labelled"]
     assert first.shape == second.shape == (16, 3, 32, 32)

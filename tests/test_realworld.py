@@ -20,6 +20,8 @@ from nlbench.data.datasets import load_dataset
 from nlbench.data.image_files import class_balanced_subsample
 from nlbench.data.noise import apply_noise
 from nlbench.engine import Engine, EngineOptions
+from nlbench.engine.images import Streamed, in_order
+from nlbench.engine.loop import RunFailed
 from nlbench.errors import ConfigError, DataError
 from nlbench.methods.api import get as get_method
 
@@ -75,7 +77,7 @@ def test_clothing1m_reads_its_lists_and_its_clean_sets(clothing):
     counts = [6 + (c % 4) * 3 for c in range(14)]
     assert np.bincount(data.y_train, minlength=14).tolist() == counts
     assert np.bincount(data.y_test, minlength=14).tolist() == [1] * 14
-    assert [m.name for m in data.more_tests] == ["val"]
+    assert data.more_tests == () and np.bincount(data.val.labels).tolist() == [1] * 14
     assert data.image_shape == (3, 224, 224) and data.x_train.size == 256
     assert data.epoch_samples == 28
     image = data.x_train.read(np.array([0]))  # 30x40 on disk: Resize(256) + central square
@@ -172,6 +174,27 @@ def test_synthetic_noise_on_collected_labels_is_refused(animal):
 # ------------------------------------------------------------------------------------ subsample
 
 
+def official_rule(labels: np.ndarray, num_samples: int, classes: int, rng) -> np.ndarray:
+    """The official loaders' loop written out one key at a time: shuffle, accept while the key's
+    class has < num_samples / classes and the total < num_samples, shuffle again."""
+    kept, per_class = [], np.zeros(classes)
+    for index in rng.permutation(len(labels)):
+        if per_class[labels[index]] < num_samples / classes and len(kept) < num_samples:
+            kept.append(index)
+            per_class[labels[index]] += 1
+    return rng.permutation(np.array(kept, dtype=np.int64))
+
+
+def test_the_subsample_equals_the_official_loop_written_out():
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        labels = rng.integers(0, 14, rng.integers(1, 400))
+        size = int(rng.integers(1, 300))
+        seed = int(rng.integers(1 << 30))
+        ours = class_balanced_subsample(labels, size, 14, np.random.default_rng(seed))
+        assert np.array_equal(ours, official_rule(labels, size, 14, np.random.default_rng(seed)))
+
+
 def test_the_clothing1m_subsample_caps_each_class_and_is_redrawn_every_epoch():
     labels = np.repeat(np.arange(14), [1, 2, 50, 3, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40])
     draws = [class_balanced_subsample(labels, 140, 14, np.random.default_rng([0, e]))
@@ -231,6 +254,7 @@ def test_ssr_selects_and_trains_only_inside_the_epochs_clothing1m_pool(clothing)
     outside = torch.ones(len(engine.noisy), dtype=torch.bool)
     outside[pool] = False
     assert not ssr.selected[outside].any()
+    assert torch.equal(ssr.labels[outside], engine.noisy[outside])  # noisy where not pooled
     assert set(plan.streams["all"].indices.tolist()) == set(pool.tolist())
     assert set(plan.streams["labelled"].indices.tolist()) <= set(pool.tolist())
     assert plan.steps == 28 // TINY["batch_size"]
@@ -259,3 +283,64 @@ def test_a_webvision_sweep_records_and_reports_both_test_sets(webvision, write_s
     assert (
         "further test set 'imagenet'" in board and "realised noise (nominal→realised): –→?" in board
     )
+
+
+def test_clothing1m_selects_on_its_clean_validation_list(clothing, write_suite, tmp_path, capsys):
+    body = (
+        "noise: [{model: given}]\nmethods: [{name: ce, hparams: {epochs: 2, network: small_cnn, "
+        "network_options: {width: 0.25}, batch_size: 8}}]\nengine: {progress: false}\n"
+        "selection: {split: dataset_val}\n"
+    )
+    missing = write_suite(
+        f"name: noval\ndatasets: [{{name: clothing1m, root: {clothing}}}]\n{body}"
+    )
+    assert main(["run", str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "dataset.options.val=true" in err
+    suite = write_suite(
+        f"name: val\ndatasets: [{{name: clothing1m, root: {clothing}, options: {{val: true, "
+        f"epoch_samples: 56}}}}]\n{body}"
+    )
+    assert main(["run", str(suite)]) == 0
+    (record,) = (tmp_path / "results" / "val").glob("*.json")
+    stored = json.loads(record.read_text())
+    assert all(e["noisy_val_acc"] is not None for e in stored["epochs"])
+    assert stored["final"]["val_epoch"] in (0, 1) and stored["spec"]["selection"] == {
+        "split": "dataset_val",
+        "headline": "noisy_val",
+    }
+    board = (tmp_path / "reports" / "val" / "leaderboard.md").read_text()
+    assert "clothing1m (epoch_samples=56, val=True) · given · dataset's val" in board
+    assert "epoch selected by validation accuracy" in board
+
+
+def test_a_streamed_pass_leaves_the_global_torch_generator_alone(animal):
+    files = load_dataset("animal10n", str(animal), stream=True).x_train
+    before = torch.get_rng_state()
+    for workers in (0, 1):
+        for _ in Streamed(files, torch.device("cpu"), workers).batches(in_order(len(files), 16)):
+            pass
+    assert torch.equal(before, torch.get_rng_state())  # dropout reads it: runs would differ
+
+
+def test_an_undecodable_image_fails_the_run_with_one_line(tmp_path, animal):
+    tree = tmp_path / "a"
+    shutil.copytree(animal, tree)
+    broken = sorted((tree / "training").iterdir())[3]
+    broken.write_bytes(b"not a jpeg")
+    engine = engine_on(load_dataset("animal10n", str(tree), stream=True), workers=1)
+    with pytest.raises(RunFailed) as err:
+        engine.fit(get_method("ce"), TINY)
+    assert "\n" not in err.value.reason and broken.name in err.value.reason
+
+
+def test_the_local_executor_runs_a_streamed_dataset(animal, write_suite, tmp_path):
+    suite = write_suite(
+        f"name: loc\ndatasets: [{{name: animal10n, root: {animal}, options: {{stream: true}}}}]\n"
+        "noise: [{model: given}]\nmethods: [{name: ce, hparams: {epochs: 1, network: small_cnn, "
+        "network_options: {width: 0.25}, batch_size: 8}}]\n"
+        "engine: {progress: false, data_workers: 1}\nexecutor: {kind: local, workers: 1}\n"
+    )
+    assert main(["run", str(suite)]) == 0
+    (record,) = (tmp_path / "results" / "loc").glob("*.json")
+    assert json.loads(record.read_text())["status"] == "ok"

@@ -235,7 +235,7 @@ def test_the_leaderboard_picks_by_noisy_validation_and_shows_what_the_test_set_w
     text = build_report(records, tmp_path).markdown.read_text()
     section = text.split("## digits · sym · noisy val 10%\n", 1)[1]
     first_title = section.split("### ", 1)[1].split("\n", 1)[0]
-    assert first_title.startswith("epoch selected by noisy-validation accuracy")
+    assert first_title.startswith("epoch selected by validation accuracy")
     assert "| ce     | **80.50 ± 0.71 (2)** |" in section  # trial 1 at epoch 1: 80 and 81
     assert text.count("## digits") == 1  # the split's per-run seed does not split the table
     assert "lr=0.1" in section.split("### chosen hyperparameters", 1)[1]
@@ -249,7 +249,7 @@ def test_the_suites_headline_leads_the_tables_whatever_the_records_say(tmp_path)
     from nlbench.report import build_report
 
     records = [_searched_record(0, seed, val=[40, 50, 45], test=[60, 70, 65]) for seed in (0, 1)]
-    for headline, first in (("last", "last-epoch"), ("noisy_val", "epoch selected by noisy")):
+    for headline, first in (("last", "last-epoch"), ("noisy_val", "epoch selected by validation")):
         text = build_report(records, tmp_path / headline, headline=headline).markdown.read_text()
         section = text.split("## digits · sym · noisy val 10%\n", 1)[1]
         assert section.split("### ", 1)[1].startswith(first)

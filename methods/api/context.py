@@ -45,6 +45,8 @@ class MethodContext:
     pool: torch.Tensor | None = None
     """This epoch's training samples when the dataset subsamples per epoch (Clothing1M: a fresh
     class-balanced draw each epoch, set by the engine before `begin_epoch`); None: all of them."""
+    pool_size: int | None = None
+    """The most samples an epoch's pool holds (the dataset's `epoch_samples`); None: no pool."""
 
     @property
     def num_train(self) -> int:

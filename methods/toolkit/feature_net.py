@@ -27,3 +27,13 @@ class FeatureNet(nn.Module, ABC):
 
 def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
+
+
+def normal_init(module: nn.Module, std: float) -> None:
+    """N(0, std) weights and zero biases for every nn.Linear in `module`: the `init_weights` of
+    SSR's real-world scripts (main_animal10.py l.203-206: 0.005; main_clothing1m.py l.170-173:
+    0.001)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, 0.0, std)
+            nn.init.zeros_(layer.bias)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from nlbench.errors import ConfigError
-from nlbench.methods.toolkit.feature_net import FeatureNet
+from nlbench.methods.toolkit.feature_net import FeatureNet, normal_init
 
 
 def _rgb_only(name: str, in_channels: int) -> None:
@@ -32,13 +32,6 @@ def _rgb_only(name: str, in_channels: int) -> None:
             f"network {name} takes RGB images (in_channels 3), got in_channels {in_channels}; "
             "use a dataset with 3 channels or another network"
         )
-
-
-def _normal_init(module: nn.Module, std: float) -> None:
-    """SSR's `init_weights`: every nn.Linear to N(0, std) weights and zero bias."""
-    if type(module) is nn.Linear:
-        nn.init.normal_(module.weight, 0, std)
-        nn.init.constant_(module.bias, 0)
 
 
 class VGG19BNSSR(FeatureNet):
@@ -68,10 +61,10 @@ class VGG19BNSSR(FeatureNet):
             nn.ReLU(True),
             nn.Dropout(p=0.2),
         )
-        self.encoder.classifier.apply(lambda m: _normal_init(m, 0.005))
+        normal_init(self.encoder.classifier, 0.005)
         self.feature_dim = 4096
         self.classifier = nn.Linear(4096, num_classes)
-        self.classifier.apply(lambda m: _normal_init(m, 0.005))
+        normal_init(self.classifier, 0.005)
 
     def features(self, x: Tensor) -> Tensor:
         return self.encoder(x)
@@ -104,7 +97,7 @@ class ResNet50(FeatureNet):
             _load_resnet50(self.encoder, weights)
         self.feature_dim = 2048
         self.classifier = nn.Linear(2048, num_classes)
-        self.classifier.apply(lambda m: _normal_init(m, 0.001))
+        normal_init(self.classifier, 0.001)
 
     def features(self, x: Tensor) -> Tensor:
         return self.encoder(x)

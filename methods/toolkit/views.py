@@ -1,7 +1,7 @@
 """Augmented views of whole uint8 batches, built on the device where the images live, by name.
 
-The engine keeps the training set on the device as uint8 NCHW and builds each step's views with
-`make_view`: no DataLoader, no PIL, no per-sample Python loop. All randomness is drawn from a CPU
+The engine hands each step's images over as uint8 NCHW on the device (held there, or decoded from
+disk by its workers) and builds the views with `make_view`: no PIL, no per-sample Python loop. All randomness is drawn from a CPU
 `torch.Generator` and moved to the device, so a run reproduces from its seed on any device and the
 device never waits on the host.
 
@@ -53,9 +53,9 @@ def random_crop_flip(
     on a uint8 batch [B, C, H, W] (size None: the image's own H = W): two gathers on the
     zero-padded batch with per-sample row and column indices (a flip is reversed columns)."""
     b, c, h, w = images.shape
-    out_h = out_w = size or h
-    if size is None:
-        out_w = w
+    if size is not None and h != w:
+        raise ValueError(f"random_crop_flip to size {size} needs square images, got {h}x{w}")
+    out_h, out_w = (size, size) if size is not None else (h, w)
     span = 2 * padding + 1 + h - out_h
     offsets = torch.randint(span, (2, b), generator=generator).to(images.device)
     flip = (torch.rand(b, generator=generator) < 0.5).to(images.device)
@@ -235,7 +235,7 @@ def make_view(
 ) -> Tensor:
     """One registered view of a uint8 batch [B, C, H, W] as normalised float32.
 
-    `augment` names the dataset's weak augmentation ("crop_flip" or "none"); `generator` is a
+    `augment` names the dataset's augmentation recipe (`RECIPES`); `generator` is a
     CPU generator; `channels_last` returns NHWC memory for convolutions that prefer it.
     """
     if view not in VIEWS:
