@@ -21,6 +21,7 @@ twice. WebVision is scored top-1 only (the official script also logs top-5).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -140,9 +141,9 @@ CLOTHING1M_LAYOUT = (
 )
 
 
-def _key_values(path: Path, name: str) -> dict[str, int]:
-    """`<relative path> <label>` per line."""
-    table: dict[str, int] = {}
+def _labelled_lines(path: Path, name: str) -> Iterator[tuple[int, str, int]]:
+    """(line number, path, label) of each `<relative path> <label>` line; blank lines skipped,
+    any other line named as the culprit."""
     with open(path) as handle:
         for number, line in enumerate(handle, 1):
             parts = line.split()
@@ -150,8 +151,12 @@ def _key_values(path: Path, name: str) -> dict[str, int]:
                 continue
             if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
                 raise DataError(f"{name}: {path} line {number} is not '<path> <label>'")
-            table[parts[0]] = int(parts[1])
-    return table
+            yield number, parts[0], int(parts[1])
+
+
+def _key_values(path: Path, name: str) -> dict[str, int]:
+    """`<relative path> <label>` per line."""
+    return {key: label for _, key, label in _labelled_lines(path, name)}
 
 
 def _keys(path: Path) -> list[str]:
@@ -233,21 +238,12 @@ def _file_list(path: Path, num_classes: int) -> tuple[list[str], np.ndarray]:
     """`<path> <label>` lines with label < num_classes, in file order (mini-WebVision is the
     first 50 classes: SSR `datasets/dataloader_webvision.py` keeps `target < num_class`)."""
     names, labels = [], []
-    with open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise DataError(f"webvision: {path} line {number} is not '<path> <label>'")
-            label = int(parts[1])
-            if label < 0 or label >= 1000:
-                raise DataError(
-                    f"webvision: {path} line {number} has label {label}, outside 0..999"
-                )
-            if label < num_classes:
-                names.append(parts[0])
-                labels.append(label)
+    for number, name, label in _labelled_lines(path, "webvision"):
+        if label < 0 or label >= 1000:
+            raise DataError(f"webvision: {path} line {number} has label {label}, outside 0..999")
+        if label < num_classes:
+            names.append(name)
+            labels.append(label)
     if not names:
         raise DataError(f"webvision: {path} has no image of the first {num_classes} classes")
     return names, np.array(labels, dtype=np.int64)

@@ -179,13 +179,17 @@ class InceptionResNetV2(FeatureNet):
         return self.encoder(x)
 
 
-def vgg19_bn_ssr(num_classes: int, in_channels: int, image_size: int) -> FeatureNet:
-    _rgb_only("vgg19_bn_ssr", in_channels)
-    if image_size < VGG19BNSSR.MIN_SIZE:
+def _min_size(name: str, image_size: int, minimum: int, why: str) -> None:
+    if image_size < minimum:
         raise ConfigError(
-            f"network vgg19_bn_ssr needs images of at least 32x32 (five max-pools); got "
+            f"network {name} needs images of at least {minimum}x{minimum} ({why}); got "
             f"{image_size}x{image_size}"
         )
+
+
+def vgg19_bn_ssr(num_classes: int, in_channels: int, image_size: int) -> FeatureNet:
+    _rgb_only("vgg19_bn_ssr", in_channels)
+    _min_size("vgg19_bn_ssr", image_size, VGG19BNSSR.MIN_SIZE, "five max-pools")
     return VGG19BNSSR(num_classes)
 
 
@@ -202,9 +206,6 @@ def resnet50(
 
 def inception_resnet_v2(num_classes: int, in_channels: int, image_size: int) -> FeatureNet:
     _rgb_only("inception_resnet_v2", in_channels)
-    if image_size < InceptionResNetV2.MIN_SIZE:
-        raise ConfigError(
-            f"network inception_resnet_v2 needs images of at least 75x75 (its stem and two "
-            f"reductions use unpadded convs); got {image_size}x{image_size}"
-        )
+    _min_size("inception_resnet_v2", image_size, InceptionResNetV2.MIN_SIZE,
+              "its stem and two reductions use unpadded convs")  # fmt: skip
     return InceptionResNetV2(num_classes)
