@@ -26,10 +26,11 @@ from nlbench.data.image_files import ImageFiles
 from nlbench.devices import resolve_device
 from nlbench.engine import EngineOptions
 from nlbench.engine.images import Streamed, in_order
+from nlbench.engine.loop import RunFailed
 from nlbench.errors import ConfigError
 from nlbench.methods.api import get as get_method
 from nlbench.methods.toolkit.views import make_view
-from nlbench.runner import DataCache, engine_for
+from nlbench.runner import DataCache, check_method, engine_for
 from nlbench.store import write_atomic
 
 PLAIN = {"amp": False, "channels_last": False, "cudnn_benchmark": False, "compile": False}
@@ -71,7 +72,11 @@ def time_method(
         torch.cuda.reset_peak_memory_stats(device)
     engine = engine_for(spec, data, device, options)
     hparams = {**spec.method["hparams"], "epochs": epochs}
-    fit = engine.fit(get_method(spec.method["name"]), hparams, describe=f"perf {path}")
+    try:
+        fit = engine.fit(get_method(spec.method["name"]), hparams, describe=f"perf {path}")
+    except RunFailed as failed:
+        raise ConfigError(f"perf: {spec.describe()} failed in epoch {failed.epoch}: "
+                          f"{failed.reason}") from None  # fmt: skip
     steady = fit.epochs[1:] or fit.epochs
     med = {
         k: statistics.median(e["seconds"][k] for e in steady)
@@ -167,6 +172,8 @@ def run_perf(
     device = resolve_device(device_name or suite.device)
     data = DataCache()
     specs = _first_per_method(expand(suite))
+    for spec in specs:  # a configuration error stops perf before the first timed epoch
+        check_method(spec, data)
     paths = [("plain", suite.engine.model_copy(update=PLAIN))] if compare else []
     paths.append(("fast", suite.engine))
     rows = []

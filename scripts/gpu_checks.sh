@@ -26,3 +26,15 @@ for path in fast plain; do
       --set engine.neighbour_backend=torch --set "results_dir=$OUT/results_$path" \
       --set "reports_dir=$OUT/reports_$path" "${extra[@]}" 2>&1 | tee "$OUT/accuracy_$path.log"
 done
+# The streamed path on CUDA (issue: real-world datasets): decode throughput with 0/1/2 CPU workers
+# and GPU decode_jpeg, and one SSR and CE epoch each, on generated ANIMAL-10N and Clothing1M trees.
+python scripts/realworld_tree.py animal10n /tmp/animal10n --per-class 2000 > /dev/null
+python scripts/realworld_tree.py clothing1m /tmp/clothing1m --per-class 150 --scale 8 > /dev/null
+python run_bench.py perf benchmarks/perf_streamed.yaml --device cuda --set dataset.root=/tmp/animal10n \
+    --stream-workers 0,1,2 --images 10000 --out "$OUT" 2>&1 | tee "$OUT/stream_animal10n.log"
+python run_bench.py perf benchmarks/perf_streamed.yaml --device cuda --set dataset.name=clothing1m \
+    --set dataset.root=/tmp/clothing1m --set 'dataset.options={}' --stream-workers 0,1,2 \
+    --images 2000 --batch-size 32 --out "$OUT" 2>&1 | tee "$OUT/stream_clothing1m.log"
+python run_bench.py perf benchmarks/perf_streamed.yaml --device cuda --epochs 2 \
+    --set dataset.root=/tmp/animal10n --set engine.neighbour_backend=torch --out "$OUT" \
+    2>&1 | tee "$OUT/stream_epochs.log"

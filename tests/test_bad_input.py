@@ -232,3 +232,12 @@ def test_a_data_file_replaced_under_its_name_never_shares_a_cell(write_suite, tm
     board = (tmp_path / "reports" / "bad" / "leaderboard.md").read_text()
     groups = re.findall(r"^## subset \(family=cifar10\) · sym · data [0-9a-f]{8}$", board, re.M)
     assert len(groups) == 2 and groups[0] != groups[1]
+
+
+def test_perf_refuses_a_method_it_cannot_build_before_timing(write_suite, tmp_path, capsys):
+    out = tmp_path / "perf"
+    suite = write_suite(BASE.replace("{name: ce, hparams: {network: mlp, epochs: 1}}",
+                                     "{name: ssr, hparams: {network: mlp, epochs: 1, k: 500}}"))  # fmt: skip
+    assert main(["perf", str(suite), "--out", str(out)]) == 2
+    one_line(capsys, "k=500 neighbours but an epoch trains on at most 64 samples")
+    assert not out.exists()
