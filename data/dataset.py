@@ -14,8 +14,9 @@ Images = np.ndarray | ImageFiles
 
 @dataclass(frozen=True)
 class EvalSet:
-    """A further clean-labelled set a run is scored on every epoch, besides the test split
-    (WebVision's ILSVRC2012 validation images of its classes, Clothing1M's clean validation list)."""
+    """A clean-labelled evaluation set besides the test split: a further test set scored every
+    epoch (WebVision's ILSVRC2012 validation images of its classes), or a dataset's own
+    validation set (Clothing1M's clean list, `Dataset.val`)."""
 
     name: str
     images: Images

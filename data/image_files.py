@@ -56,6 +56,11 @@ class ImageFiles:
             image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
         except (OSError, RuntimeError) as err:
             raise DataError(f"cannot decode image {path} ({err})") from err
+        return self.fit(image, path)
+
+    def fit(self, image: torch.Tensor, path: Path) -> torch.Tensor:
+        """A decoded RGB image (on any device) brought to [3, size, size]: Resize and the central
+        square, or the size check when there is no resize."""
         if self.resize is not None:
             image = tvf.resize(image, [self.resize], antialias=True)
             return tvf.center_crop(image, [self.size, self.size])

@@ -102,7 +102,7 @@ def _animal_folder(folder: Path) -> tuple[list[str], np.ndarray]:
 
 
 def load_animal10n(root: str | None, *, stream: bool = False) -> Dataset:
-    """ANIMAL-10N (50,000 / 5,000 64x64 images, 10 animals, human label noise ~8 %) from its folders.
+    """ANIMAL-10N (50,000 / 5,000 64x64 images, 10 animals, human label noise ~8 %), its folders.
 
     SSR's `main_animal10.py` trains on the images as they are, with no normalisation (mean 0,
     std 1 on the 0..1 scale) and its own augmentation recipe ("animal10n" in

@@ -271,16 +271,13 @@ def stream_throughput(
 
 
 def gpu_decode(files: ImageFiles, rows: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A batch decoded on the GPU: bytes read on the host, `decode_jpeg(device=...)`, then the
-    same Resize + centre crop as `ImageFiles.decode`."""
+    """A batch decoded on the GPU: bytes read on the host, `decode_jpeg(device=...)`, then
+    `ImageFiles.fit` as the CPU path does."""
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
-    from torchvision.transforms.v2 import functional as tvf
 
-    data = [read_file(str(files.path(int(row)))) for row in rows]
-    decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-    if files.resize is not None:
-        decoded = [tvf.resize(image, [files.resize], antialias=True) for image in decoded]
-    return torch.stack([tvf.center_crop(image, [files.size, files.size]) for image in decoded])
+    paths = [files.path(int(row)) for row in rows]
+    decoded = decode_jpeg([read_file(str(p)) for p in paths], mode=ImageReadMode.RGB, device=device)
+    return torch.stack([files.fit(image, path) for image, path in zip(decoded, paths)])
 
 
 def _stream_row(dataset: str, decoder: str, work: str, count: int, seconds: float) -> dict:

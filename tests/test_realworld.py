@@ -344,3 +344,11 @@ def test_the_local_executor_runs_a_streamed_dataset(animal, write_suite, tmp_pat
     assert main(["run", str(suite)]) == 0
     (record,) = (tmp_path / "results" / "loc").glob("*.json")
     assert json.loads(record.read_text())["status"] == "ok"
+
+
+def test_perf_s_batched_decoding_gives_the_streamed_path_s_pixels(clothing):
+    from nlbench.perf import gpu_decode
+
+    files = load_dataset("clothing1m", str(clothing)).x_train
+    rows = torch.arange(6)  # on CUDA this is decode_jpeg(device="cuda"); the same call on the CPU
+    assert torch.equal(gpu_decode(files, rows, torch.device("cpu")), files.read(rows.numpy()))

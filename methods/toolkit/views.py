@@ -1,12 +1,13 @@
 """Augmented views of whole uint8 batches, built on the device where the images live, by name.
 
-The engine hands each step's images over as uint8 NCHW on the device (held there, or decoded from
-disk by its workers) and builds the views with `make_view`: no PIL, no per-sample Python loop. All randomness is drawn from a CPU
-`torch.Generator` and moved to the device, so a run reproduces from its seed on any device and the
-device never waits on the host.
+The engine hands each step's images over as uint8 NCHW on the device (held there, or decoded
+from disk by its workers) and builds the views with `make_view`: no PIL, no per-sample Python
+loop. All randomness is drawn from a CPU `torch.Generator` and moved to the device, so a run
+reproduces from its seed on any device and the device never waits on the host.
 
-A view is a registered function (uint8 batch, the dataset's weak augmentation, generator) -> uint8
-batch; `make_view` normalises its output. Built in (as SSR's main_cifar.py l.195-205 builds them):
+A view is a registered function (uint8 batch, the dataset's augmentation recipe, generator) ->
+uint8 batch; `make_view` normalises its output. Built in (as SSR's main_cifar.py l.195-205
+builds them):
 
 * "none": the images as the dataset's recipe tests them (ToTensor + Normalize; the centre crop
   of the network's input first where the recipe has one).
