@@ -31,6 +31,7 @@ from nlbench.methods.api import Choice, Diagnostics, Method, MethodHParams, Unif
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import EpochPlan, Stream
 from nlbench.methods.api.search import Distribution
+from nlbench.methods.api.single_network import capped_steps
 from nlbench.methods.toolkit.optim import CoteachingSchedule, official_coteaching_schedule
 
 
@@ -93,6 +94,10 @@ class SmallLossHParams(MethodHParams):
         "forget_rate": Uniform(0.05, 0.85),
         "num_gradual": Choice((5, 10, 15, 20)),
     }
+    inputs: Literal["normalised", "unit"] = "unit"
+    """[0, 1] pixels: every official loader of the family is `transforms.ToTensor()` alone
+    (JoCoR main.py l.64-104, Co-teaching+ main.py l.58-125), and `mlpnet` and `cnn_small` have
+    no BatchNorm to absorb another scale."""
     num_iter_per_epoch: int | None = Field(400, ge=0)
     """The official loop's `if i > num_iter_per_epoch: break`: an epoch stops after
     num_iter_per_epoch + 1 batches (401: nothing on CIFAR's 390, but MNIST's 468 become 401).
@@ -150,15 +155,18 @@ class SmallLossTwoNetworks(Method):
             views=(self.hp.view,),
             batch_size=self.hp.batch_size,
         )
-        steps = max(1, len(stream.indices) // self.hp.batch_size)
-        if self.hp.num_iter_per_epoch is not None:
-            steps = min(steps, self.hp.num_iter_per_epoch + 1)
-        return EpochPlan(streams={"all": stream}, steps=steps)
+        return EpochPlan(
+            streams={"all": stream}, steps=capped_steps(stream, self.hp.num_iter_per_epoch)
+        )
 
     def predict(self, images: Tensor) -> Tensor:
         """Network 1's logits: the official code logs both nets and the paper does not say which
         its tables use; we score net 1 (JoCoR's paper averages the two nets' accuracies)."""
         return self.net1(images)
+
+    def predict_each(self, images: Tensor) -> dict[str, Tensor]:
+        """Both networks, as the official `evaluate` scores them each epoch."""
+        return {"net1": self.net1(images), "net2": self.net2(images)}
 
     def diagnostics(self) -> Diagnostics:
         """The samples network 1 was updated on this epoch (for Co-teaching: network 2's picks).

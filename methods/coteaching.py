@@ -47,8 +47,11 @@ class Coteaching(SmallLossTwoNetworks):
        seed unless the suite pins `noise[].seed`, which benchmarks/coteaching_paper.yaml does.
     Q7 selection: per mini-batch, on the batch's per-sample CE (on logits) before either update;
        both networks see the same batch; ties break by batch order (stable sort).
-    Inputs are normalised with the dataset mean/std by the engine, where the official code feeds
-    [0, 1] pixels; the first conv and BN absorb a per-channel affine map, so this is cosmetic.
+    Inputs (`inputs: unit`, the default): [0, 1] pixels, `transforms.ToTensor()` with no
+       `Normalize`, as every official loader of the family (Co-teaching+ main.py l.58-125, JoCoR
+       main.py l.68-126). `inputs: normalised` is an option: `mlpnet` and `cnn_small` have no
+       BatchNorm, so the scale changes what Adam does (a JoCoR MNIST run fed normalised pixels
+       took another path, 0.5-0.6 points lower around epoch 100, same last-10 mean).
     Epoch length: one pass of the shuffled training set (drop_last), stopped after 401 batches as
     the official loop stops (`num_iter_per_epoch` 400, `if i > 400: break`): nothing changes on
     CIFAR (390 batches), MNIST's 468 become 401. `num_iter_per_epoch: null` trains every batch.

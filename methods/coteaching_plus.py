@@ -53,7 +53,7 @@ class CoteachingPlus(Coteaching):
       from the disagreement set by truncating the *last* disagreeing position when index 0
       disagrees; it touches one sample of the training set and misaligns positions, so we keep
       every disagreeing sample (the differential test uses batches without index 0).
-    * Q2, Q4, Q5, normalised inputs: as Co-teaching.
+    * Q2, Q4, Q5, [0, 1] inputs: as Co-teaching.
 
     Scored network: net 1. Diagnostics: the samples net 1 trained on (after warm-up, net 2's
     small-loss picks among the disagreeing samples).

@@ -61,9 +61,10 @@ class JoCoR(SmallLossTwoNetworks):
     * network: the official main.py builds the 6-conv CNN (`cnn6`, the default) on CIFAR-10 and
       CIFAR-100 (l.87, l.112; algorithm/jocor.py l.51-56) and `MLPNet` (`mlpnet`) on MNIST (l.63).
     * epochs stop after 401 batches (algorithm/jocor.py l.118-121, `num_iter_per_epoch` 400).
-    * scoring: the paper reports the mean test accuracy of the two networks over epochs >= 190;
-      the engine scores one `predict`, network 1.
-    * Q2, Q4, Q5 and normalised inputs as Co-teaching. There is no Q1 here: the official loss is
+    * scoring: the paper reports the mean test accuracy of the two networks over epochs >= 190
+      (main.py l.193-198); the engine scores network 1 as `test_acc` and both networks each epoch
+      (`network_acc`), and `FinalMetrics.mean_last10_networks` is the paper's number.
+    * Q2, Q4, Q5 and [0, 1] inputs as Co-teaching. There is no Q1 here: the official loss is
       already a plain mean.
 
     A dip at the beta1 switch, kept because the official code has it. The schedule switches

@@ -93,6 +93,10 @@ class MethodEntry(_Strict):
 
     name: str
     hparams: dict[str, Any] = Field(default_factory=dict)
+    protocol: str | None = None
+    """A paper's protocol (`nlbench.methods.api.protocols`), resolved per dataset family under
+    the method's `hparams`: every optimiser, schedule, batch, view, epoch and input setting of
+    that paper, so a baseline inherits nothing from another protocol by omission."""
 
 
 class ExecutorEntry(_Strict):
@@ -448,13 +452,24 @@ def suite_from_dict(raw: dict[str, Any], where: str, overrides: list[str] | None
         raise explain(exc, Suite, where) from None
 
 
-def _resolve(suite: Suite, index: int, overrides: list[dict[str, Any]]) -> dict[str, Any]:
-    """A method's hparams: defaults < common < its entry < dataset entry < noise entry."""
+def _resolve(
+    suite: Suite, index: int, dataset: str, overrides: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A method's hparams: defaults < its protocol on this dataset < common < its entry < dataset
+    entry < noise entry."""
     from nlbench.methods.api import get as get_method
+    from nlbench.methods.api.protocols import protocol
 
     entry = suite.methods[index]
     cls = get_method(entry.name)
-    merged = {k: v for k, v in suite.common.items() if k in cls.HParams.model_fields}
+    fields = set(cls.HParams.model_fields)
+    merged = {}
+    if entry.protocol is not None:
+        try:
+            merged = protocol(entry.protocol, dataset).hparams_for(fields)
+        except ConfigError as exc:
+            raise ConfigError(f"methods[{index}] ({entry.name}): {exc}") from None
+    merged |= {k: v for k, v in suite.common.items() if k in fields}
     for layer in (entry.hparams, *overrides):
         merged.update(layer)
     try:
@@ -501,7 +516,7 @@ def expand(suite: Suite) -> list[RunSpec]:
         for nz in suite.noise:
             for index, method in enumerate(suite.methods):
                 layers = [ds.hparams.get(method.name, {}), nz.hparams.get(method.name, {})]
-                hparams = _resolve(suite, index, layers)
+                hparams = _resolve(suite, index, ds.name, layers)
                 for tags, recipe in _trials(suite, index, hparams):
                     for ratio in nz.ratios:
                         for seed in suite.seeds:

@@ -17,7 +17,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-Metric = Literal["last_acc", "mean_last10", "best_acc"]
+Metric = Literal["last_acc", "mean_last10", "mean_last10_networks", "best_acc"]
 
 
 class PaperTable(BaseModel):

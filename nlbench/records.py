@@ -73,6 +73,9 @@ class EpochLog(_Strict):
     """An epoch of a network that is not the method's final one (a stage's); never selected."""
     losses: dict[str, float]
     test_acc: float
+    network_acc: dict[str, float] = Field(default_factory=dict)
+    """Test accuracy (%) of each network of a method that trains several side by side
+    (`Method.predict_each`); `test_acc` is the scored one's."""
     more_test_acc: dict[str, float] = Field(default_factory=dict)
     """Accuracy (%) on the dataset's further clean evaluation sets, by name (mini-WebVision's
     ILSVRC2012 "imagenet")."""
@@ -94,6 +97,10 @@ class FinalMetrics(_Strict):
     best_acc: float
     best_epoch: int
     mean_last10: float
+    mean_last10_networks: float | None = None
+    """The mean over the last 10 epochs and over every network the method trains
+    (`EpochLog.network_acc`; the scored one's `test_acc` for a method with one): JoCoR's rule,
+    both networks over official epochs >= 190. None in records written before it existed."""
     val_selected_acc: float | None = None
     val_epoch: int | None = None
     best_val_acc: float | None = None
@@ -112,7 +119,12 @@ class FinalMetrics(_Strict):
             pick = max(scored, key=lambda i: epochs[i].noisy_val_acc)
             selected = {"val_selected_acc": accs[pick], "val_epoch": epochs[pick].epoch,
                         "best_val_acc": epochs[pick].noisy_val_acc}  # fmt: skip
+        nets = [
+            list(e.network_acc.values()) or [e.test_acc] for e in map(epochs.__getitem__, final)
+        ]
+        every = [acc for accs_of in nets[-10:] for acc in accs_of]
         return cls(
+            mean_last10_networks=round(sum(every) / len(every), 4),
             last_acc=accs[-1],
             best_acc=accs[best],
             best_epoch=epochs[best].epoch,

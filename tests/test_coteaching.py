@@ -327,9 +327,10 @@ datasets: [{name: synthetic, options: {n_train: 1000, n_test: 500, num_classes: 
 noise: [{model: pairflip, ratios: [0.45]}]
 seeds: [0]
 engine: {progress: false}
-common: {network: mlp, epochs: 30, batch_size: 64, decay_start: 15}
+common: {network: mlp, epochs: 30, batch_size: 64, decay_start: 15, inputs: normalised}
 methods:
-  - {name: ce, hparams: {optimizer: adam, lr: 0.001, schedule: coteaching, view: none}}
+  - {name: ce, hparams: {optimizer: adam, lr: 0.001, weight_decay: 0, schedule: coteaching,
+                         view: none}}
   - {name: coteaching}
 """
 

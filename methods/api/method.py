@@ -20,7 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +49,14 @@ class MethodHParams(BaseModel):
     epochs: int = Field(ge=1)
     network: str
     network_options: dict[str, Any] = Field(default_factory=dict)
+    inputs: Literal["normalised", "unit"] = "normalised"
+    """What the network sees of a pixel x in 0..255: `normalised` is (x / 255 - mean) / std per
+    channel (`ToTensor` + `Normalize`, with `input_stats` or else the training images' measured
+    statistics); `unit` is x / 255 in [0, 1] (`ToTensor` alone, as the Co-teaching family's
+    official code feeds its networks). Each method's default is its official code's."""
+    input_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """The official code's `Normalize(mean, std)` constants, one value per channel (None: the
+    dataset's measured statistics). Only read with `inputs: normalised`."""
 
 
 @dataclass
@@ -113,6 +121,14 @@ class Method(ABC):
     @abstractmethod
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of the scored network for normalised images (eval mode is set by the engine)."""
+
+    def predict_each(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits of each network a method trains side by side, by name (empty: one network).
+
+        The engine scores each on the test set every epoch (`EpochLog.network_acc`), so a paper
+        that reports the mean over its networks (JoCoR) can be scored as it was.
+        """
+        return {}
 
     @classmethod
     def uses_oracle_transition(cls, hp: MethodHParams) -> bool:

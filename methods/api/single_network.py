@@ -49,12 +49,23 @@ class SingleNetworkHParams(MethodHParams):
     clip_norm: float | None = Field(None, gt=0)
     batch_size: int = Field(128, ge=1)
     view: Literal["weak", "none"] = "weak"
+    num_iter_per_epoch: int | None = Field(None, ge=0)
+    """An epoch stops after num_iter_per_epoch + 1 batches, as the Co-teaching family's loop
+    breaks (`if i > num_iter_per_epoch: break`); None trains every batch of the pass."""
 
     @model_validator(mode="after")
     def _milestones_for_multistep(self):
         if self.schedule == "multistep" and not self.milestones:
             raise ValueError("schedule 'multistep' needs milestones, e.g. [150, 225]")
         return self
+
+
+def capped_steps(stream: Stream, num_iter_per_epoch: int | None) -> int | None:
+    """The steps of one pass over `stream` (drop_last) under the Co-teaching family's iteration
+    cap, which stops after num_iter_per_epoch + 1 batches (None: no cap, the engine's full pass)."""
+    if num_iter_per_epoch is None:
+        return None
+    return min(max(1, len(stream.indices) // stream.batch_size), num_iter_per_epoch + 1)
 
 
 class SingleNetwork(Method):
@@ -103,7 +114,9 @@ class SingleNetwork(Method):
             views=(self.hp.view,),
             batch_size=self.hp.batch_size,
         )
-        return EpochPlan(streams={"all": stream})
+        return EpochPlan(
+            streams={"all": stream}, steps=capped_steps(stream, self.hp.num_iter_per_epoch)
+        )
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         part = batch["all"]

@@ -127,11 +127,31 @@ class _Views:
             )
             for more in dataset.more_tests
         }
+        self.dataset_stats = (dataset.mean, dataset.std)
         self.mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
         self.augment = dataset.augment
         self.generator = generator
         self.channels_last = channels_last
+
+    def scale_inputs(self, hp: MethodHParams, channels: int) -> None:
+        """Put the method's input scaling in force (`MethodHParams.inputs`): unit pixels are
+        x / 255, i.e. mean 0 and std 1 after `ToTensor`; normalised ones use the official
+        constants where the recipe gives them, else the dataset's measured statistics."""
+        if hp.inputs == "unit":
+            mean, std = (0.0,) * channels, (1.0,) * channels
+        elif hp.input_stats is not None:
+            mean, std = hp.input_stats
+            if len(mean) != channels or len(std) != channels:
+                raise ConfigError(
+                    f"input_stats has {len(mean)} means and {len(std)} stds for images of "
+                    f"{channels} channels; give one value per channel"
+                )
+        else:
+            mean, std = self.dataset_stats
+        device = self.mean.device
+        self.mean = torch.tensor(mean, device=device, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
 
     def make(self, images: torch.Tensor, view: str) -> torch.Tensor:
         return make_view(
@@ -344,6 +364,7 @@ class Engine:
                 f"'{name}' trains on a fresh subsample of {self.dataset.epoch_samples} per epoch; "
                 "run a method that draws from the epoch's pool (ce, ssr, coteaching, ...)"
             )
+        self.views.scale_inputs(hp, self.dataset.image_shape[0])
         self.ctx.oracle_transition = (
             transition_of(self.noisy, self.clean, self.dataset.num_classes) if wants else None
         )
@@ -370,16 +391,36 @@ class Engine:
             return None
         return self._accuracy(method, self.views.val, self.val_labels)
 
+    @torch.no_grad()
+    def evaluate_each(self, method: Method) -> dict[str, float]:
+        """Test accuracy (%) of each network of a method that trains several (`predict_each`);
+        empty for a method with one."""
+        if type(method).predict_each is Method.predict_each:
+            return {}
+        return self._accuracies(method.predict_each, self.views.test, self.y_test, method)
+
     def _accuracy(self, method: Method, source: ImageSource, labels: torch.Tensor) -> float:
+        scored = self._accuracies(lambda x: {"": method.predict(x)}, source, labels, method)
+        return scored[""]
+
+    def _accuracies(
+        self,
+        predict: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+        source: ImageSource,
+        labels: torch.Tensor,
+        method: Method,
+    ) -> dict[str, float]:
         method.train_mode(False)
-        correct = torch.zeros((), device=self.device)
+        correct: dict[str, torch.Tensor] = {}
         chunks = in_order(len(source), self.options.eval_batch_size)
         with self.ctx.autocast():
             for chunk, images in zip(chunks, source.batches(chunks)):
-                pred = method.predict(self.views.make(images, "none")).argmax(1)
-                correct += (pred == labels[chunk.to(self.device)]).sum()
+                truth = labels[chunk.to(self.device)]
+                for name, logits in predict(self.views.make(images, "none")).items():
+                    hits = (logits.argmax(1) == truth).sum()
+                    correct[name] = correct.get(name, 0) + hits
         method.train_mode(True)
-        return round(100.0 * float(correct) / max(1, len(labels)), 4)
+        return {k: round(100.0 * float(v) / max(1, len(labels)), 4) for k, v in correct.items()}
 
     def _train_epoch(self, method: Method, plan: EpochPlan) -> tuple[dict[str, float], int]:
         """Every pass of the epoch's plan in order; each loss is averaged over the steps that
@@ -533,6 +574,7 @@ class Engine:
                     raise RunFailed(f"loss '{bad[0]}' is {losses[bad[0]]}", epoch, epochs)
                 try:
                     acc = self.evaluate(method)
+                    each = self.evaluate_each(method)
                     more = self.evaluate_more(method)
                     val_acc = self.evaluate_validation(method)
                     t3 = time.perf_counter()
@@ -556,6 +598,7 @@ class Engine:
                         **({"interim": True} if plan.interim else {}),
                         "losses": {k: round(v, 6) for k, v in losses.items()},
                         "test_acc": acc,
+                        **({"network_acc": each} if each else {}),
                         **({"more_test_acc": more} if more else {}),
                         **({} if val_acc is None else {"noisy_val_acc": val_acc}),
                         "diagnostics": diag,
