@@ -43,13 +43,14 @@ def _report(
     if suite_file is None and records and (SUITES / f"{records[0].suite}.yaml").is_file():
         suite_file = Path(str(SUITES / f"{records[0].suite}.yaml"))
     suite = load_suite(suite_file) if suite_file is not None else None
-    paper = suite.paper if suite is not None else None
-    expected = expected_recipes(expand(suite)) if paper is not None else None
+    paper = suite.paper if suite is not None else []
+    reference = suite.reference if suite is not None else []
+    expected = expected_recipes(expand(suite)) if paper or reference else None
     if headline is None and suite is not None and suite.selection is not None:
         headline = suite.selection.headline
     problems_text = [(str(p), m) for p, m in problems]
     paths = build_report(records, out, problems=problems_text, paper=paper, expected=expected,
-                         headline=headline)  # fmt: skip
+                         headline=headline, reference=reference)  # fmt: skip
     return paths, problems
 
 

@@ -28,7 +28,7 @@ from nlbench.data.files import content_id
 from nlbench.data.noise import NOISE_MODELS
 from nlbench.engine import EngineOptions
 from nlbench.errors import ConfigError, did_you_mean
-from nlbench.published import PaperTable
+from nlbench.published import PaperTable, Reference
 from nlbench.tracking import TrackingOptions
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -163,11 +163,20 @@ class Suite(_Strict):
     executor: ExecutorEntry = Field(default_factory=ExecutorEntry)
     engine: EngineOptions = Field(default_factory=EngineOptions)
     tracking: TrackingOptions = Field(default_factory=TrackingOptions)
-    paper: PaperTable | None = None
+    paper: list[PaperTable] = Field(default_factory=list)
+    """The paper's published tables; several where it reports several epoch rules (DivideMix's
+    Best and Last rows). One mapping stands for a list of one."""
+    reference: list[Reference] = Field(default_factory=list)
+    """Runs of the official code under the suite's protocol (`nlbench.published.Reference`)."""
     selection: SelectionEntry | None = None
     search: SearchEntry | None = None
     results_dir: str = "results"
     reports_dir: str = "reports"
+
+    @field_validator("paper", mode="before")
+    @classmethod
+    def _table_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
 
     @field_validator("datasets", "methods", mode="before")
     @classmethod

@@ -20,7 +20,13 @@ import pandas as pd
 from nlbench import plots, selection
 from nlbench.config import dataset_label, label_options, noise_label_options
 from nlbench.data.noise import majority_flips, realised_transition
-from nlbench.published import PaperTable, paper_table
+from nlbench.published import (
+    PaperTable,
+    Reference,
+    comparisons,
+    paper_table,
+    reference_table,
+)
 from nlbench.records import Record
 
 METRICS = (
@@ -34,6 +40,12 @@ VAL_METRIC = (
     "dataset's own validation set), test accuracy (%)",
 )
 """Shown only for runs with a noisy validation split; first when the suite's headline is it."""
+NETWORKS_METRIC = (
+    "mean_last10_networks",
+    "mean test accuracy of the last 10 epochs over every network a method trains (%; JoCoR's "
+    "rule, both networks; one network: as above)",
+)
+"""Shown for groups where a method trains several networks side by side."""
 SELECTION_COLUMNS = ["trial", "entry", "headline", "best_val_acc", "val_selected_acc"]
 KNOWN_SPEC_FIELDS = ("suite", "seed", "dataset", "noise", "method", "selection")
 CSV_ORDER = [
@@ -76,10 +88,27 @@ RUN_COLUMNS = [
     "transition_true",
     "more_test",
     *(metric for metric, _ in METRICS),
+    "mean_last10_networks",
 ]
 
 
 FAILED_HEADER = ["run_id", "method", "dataset", "noise", "ratio", "seed", "reason", "epoch"]
+
+
+@dataclass(frozen=True)
+class Published:
+    """A suite's published tables and official-code runs, and the recipe each cell is held to
+    (`config.expected_recipes`: runs whose recipe was overridden are never compared)."""
+
+    papers: list[PaperTable]
+    references: list[Reference]
+    expected: dict
+
+    def sections(self, frame: pd.DataFrame) -> list[str]:
+        """The group's `official code's runs` table, then each published table's lines."""
+        found = [reference_table(comparisons(frame, self.references, self.papers, self.expected))]
+        found += [paper_table(frame, paper, self.expected) for paper in self.papers]
+        return [text for text in found if text]
 
 
 @dataclass(frozen=True)
@@ -95,9 +124,10 @@ def build_report(
     records: list[Record],
     out_dir: Path,
     problems: Sequence[tuple[str | Path, str]] | None = None,
-    paper: PaperTable | None = None,
+    paper: Sequence[PaperTable] = (),
     expected: dict | None = None,
     headline: str | None = None,
+    reference: Sequence[Reference] = (),
 ) -> ReportPaths:
     """Write leaderboard.md, leaderboard.csv and plots/*.png for these records into `out_dir`.
 
@@ -123,7 +153,7 @@ def build_report(
     }
 
     markdown = out_dir / "leaderboard.md"
-    published = (paper, expected or {}) if paper is not None else None
+    published = Published(list(paper), list(reference), expected or {})
     text = leaderboard_markdown(
         ok, runs, failures, list(problems or []), group_plots, out_dir, published, headline
     )
@@ -184,6 +214,7 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
                 "transition_true": realised_transition(rec.noise.transition_counts).tolist(),
                 "more_test": dict(rec.epochs[-1].more_test_acc) if rec.epochs else {},
                 **{metric: final.get(metric) for metric, _ in METRICS},
+                "mean_last10_networks": final.get("mean_last10_networks"),
             }
         )
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -192,7 +223,9 @@ def run_frame(records: list[Record]) -> pd.DataFrame:
     tagged = frame["group"] + " · data " + frame["data_id"].fillna("?")
     frame["group"] = frame["group"].where(~clash, tagged)
     frame["slug"] = frame["slug"].where(~clash, frame["slug"] + "_" + frame["data_id"].fillna("x"))
-    for metric in [*(m for m, _ in METRICS), *DETECTION, "best_val_acc", "val_selected_acc"]:
+    numeric = [*(m for m, _ in METRICS), "mean_last10_networks", *DETECTION, "best_val_acc",
+               "val_selected_acc"]  # fmt: skip
+    for metric in numeric:
         frame[metric] = pd.to_numeric(frame[metric])
     frame["realised_rate"] = pd.to_numeric(frame["realised_rate"])
     frame["recipe"] = recipe_labels(frame)
@@ -285,7 +318,7 @@ def leaderboard_markdown(
     problems: list[tuple[str | Path, str]],
     group_plots: dict[str, list[Path]],
     out_dir: Path,
-    published: tuple[PaperTable, dict] | None = None,
+    published: Published | None = None,
     headline: str | None = None,
 ) -> str:
     """The whole leaderboard.md: a header that says how to read it, then one section per group
@@ -322,9 +355,8 @@ def leaderboard_markdown(
             flagging = shown[shown[key].notna()]
             if not flagging.empty:
                 parts.append(f"### {title}\n\n{metric_table(flagging, key)}")
-        comparison = paper_table(frame, *published) if published else None
-        if comparison:
-            parts.append(comparison)
+        if published is not None:
+            parts.extend(published.sections(frame))
         if group_plots.get(group):
             links = ", ".join(
                 f"[{p.name}]({p.relative_to(out_dir).as_posix()})" for p in group_plots[group]
@@ -338,11 +370,14 @@ def leaderboard_markdown(
 def _metrics(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """The tables a group gets, headline first: with a noisy validation split, the epoch it
     selects (first, unless the suite's headline is the last epoch), then the others."""
+    tables = list(METRICS)
+    if (frame["mean_last10_networks"].fillna(frame["mean_last10"]) != frame["mean_last10"]).any():
+        tables.insert(2, NETWORKS_METRIC)
     if not frame["val_selected_acc"].notna().any():
-        return list(METRICS)
+        return tables
     if (frame["headline"] == "last").all():
-        return [METRICS[0], VAL_METRIC, *METRICS[1:]]
-    return [VAL_METRIC, *METRICS]
+        return [tables[0], VAL_METRIC, *tables[1:]]
+    return [VAL_METRIC, *tables]
 
 
 def _search_tables(frame: pd.DataFrame, chosen: pd.DataFrame) -> str:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
-from nlbench.config import expand, load_suite
+from nlbench.config import expand, load_suite, suite_from_dict
 from nlbench.errors import ConfigError
 from nlbench.methods._two_networks import forget_rate_at, small_loss
 from nlbench.methods.api.context import MethodContext
@@ -362,7 +363,11 @@ SHRINK = [
 
 def test_paper_suite_validates_and_expands_without_data():
     specs = expand(load_suite(BENCHMARKS / "coteaching_paper.yaml"))
-    assert len(specs) == 2 * 3 * 4 * 5  # datasets x ratios x methods x seeds
+    assert len(specs) == 3 * 3 * 4 * 5  # datasets x ratios x methods x seeds
+    for spec in specs:  # Co-teaching's protocol for every method, CE included
+        hp = spec.method["hparams"]
+        assert (hp["inputs"], hp["num_iter_per_epoch"], hp["view"]) == ("unit", 400, "none")
+        assert hp.get("weight_decay", 0.0) == 0.0 and hp.get("optimizer", "adam") == "adam"
     for dataset, decay, init, co_lambda in (("cifar10", 80, 20, 0.9), ("cifar100", 100, 5, 0.85)):
         by_method = {
             s.method["name"]: s.method["hparams"] for s in specs if s.dataset["name"] == dataset
@@ -377,8 +382,11 @@ def test_paper_suite_validates_and_expands_without_data():
 
 
 def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(tmp_path, fake_cifar):
-    suite = load_suite(
-        BENCHMARKS / "coteaching_paper.yaml",
+    raw = yaml.safe_load((BENCHMARKS / "coteaching_paper.yaml").read_text())
+    raw["datasets"] = [d for d in raw["datasets"] if d["name"] != "mnist"]  # CIFAR only
+    suite = suite_from_dict(
+        raw,
+        "coteaching_paper.yaml",
         [*SHRINK, f"dataset.root={fake_cifar}", f"results_dir={tmp_path / 'results'}"],
     )
     specs = expand(suite)

@@ -387,13 +387,13 @@ def test_published_numbers_show_a_delta_only_where_the_comparison_holds(tmp_path
     expected = {("digits", "sym", 0.2, "ce"): own, ("digits", "sym", 0.5, "ce"): own}
     records = [record("ce", 0.2, s, 72.0 + s) for s in (0, 1)]
     records.append(record("ce", 0.5, 0, 45.0, hparams={"epochs": 5}))  # an overridden recipe
-    _, text = build(records, tmp_path, paper=paper, expected=expected)
+    _, text = build(records, tmp_path, paper=[paper], expected=expected)
     assert "### published numbers (Paper X, Table 1; compared with our last_acc)" in text
     assert "- ce at 0.2: paper 70.00, ours 72.50 (n=2), Δ +2.50" in text
     assert "- ce at 0.5: paper 50.00, Δ – (no run with the suite's own recipe)" in text
     assert "- ssr at 0.2: paper 90.00, Δ – (no run with the suite's own recipe)" in text
     unknown = paper.model_copy(update={"metric": None})
-    _, text = build(records, tmp_path / "unknown", paper=unknown, expected=expected)
+    _, text = build(records, tmp_path / "unknown", paper=[unknown], expected=expected)
     assert "- ce at 0.2: paper 70.00\n" in text and "Δ +" not in text
     assert "No Δ: the source does not say which epoch it reports." in text
 
@@ -406,14 +406,16 @@ def test_every_shipped_paper_suite_carries_a_table_that_matches_its_grid():
     assert len(papers) >= 3
     for path in papers:
         suite = load_suite(path)
-        assert suite.paper is not None, path.name
+        assert suite.paper, path.name
         recipes = expected_recipes(expand(suite))
-        for dataset, models in suite.paper.results.items():
-            for model, ratios in models.items():
-                for ratio, methods in ratios.items():
-                    for method in methods:
-                        key = (dataset, model, ratio, method)
-                        assert key in recipes, (path.name, key)
+        for table in suite.paper:
+            for results in (table.results, table.unverified):
+                for dataset, models in results.items():
+                    for model, ratios in models.items():
+                        for ratio, methods in ratios.items():
+                            for method in methods:
+                                key = (dataset, model, ratio, method)
+                                assert key in recipes, (path.name, key)
 
 
 def test_a_run_with_overridden_recipe_gets_no_delta_through_the_cli(write_suite, tmp_path):
@@ -460,6 +462,6 @@ def test_report_command_shows_paper_and_delta_for_a_shipped_paper_suite(tmp_path
     store.write(parse_record(raw))
     assert main(["report", str(store.root), "--out", str(tmp_path / "out")]) == 0
     board = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "published numbers (Co-teaching (Han et al., NeurIPS 2018), Tables 5 and 6" in board
+    assert "published numbers (Co-teaching (Han et al., NeurIPS 2018), Tables 4, 5 and 6" in board
     assert "- coteaching at 0.45: paper 72.62, ours 68.00 (n=1), Δ -4.62" in board
     assert "- ce at 0.45: paper 49.50, Δ – (no run with the suite's own recipe)" in board

@@ -60,12 +60,11 @@ class SingleNetworkHParams(MethodHParams):
         return self
 
 
-def capped_steps(stream: Stream, num_iter_per_epoch: int | None) -> int | None:
+def capped_steps(stream: Stream, num_iter_per_epoch: int | None) -> int:
     """The steps of one pass over `stream` (drop_last) under the Co-teaching family's iteration
-    cap, which stops after num_iter_per_epoch + 1 batches (None: no cap, the engine's full pass)."""
-    if num_iter_per_epoch is None:
-        return None
-    return min(max(1, len(stream.indices) // stream.batch_size), num_iter_per_epoch + 1)
+    cap, which stops after num_iter_per_epoch + 1 batches (None: no cap, the whole pass)."""
+    steps = max(1, len(stream.indices) // stream.batch_size)
+    return steps if num_iter_per_epoch is None else min(steps, num_iter_per_epoch + 1)
 
 
 class SingleNetwork(Method):
