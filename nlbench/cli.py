@@ -167,6 +167,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if problems else 0
 
 
+def cmd_reproductions(args: argparse.Namespace) -> int:
+    """REPRODUCTIONS.md from the records of each results folder and its shipped suite file."""
+    from nlbench.config import load_suite
+    from nlbench.errors import ConfigError
+    from nlbench.reproductions import Reproduced, reproductions_markdown
+    from nlbench.store import Store
+
+    entries = []
+    for folder in map(Path, args.results_dirs):
+        records, problems = Store(folder).load()
+        for path, problem in problems:
+            print(f"error: record {path} is unreadable ({problem})", file=sys.stderr)
+        name = records[0].suite if records else folder.name
+        suite_file = Path(args.suite) if args.suite else Path(str(SUITES / f"{name}.yaml"))
+        if not suite_file.is_file():
+            raise ConfigError(f"no suite file for results '{folder}' (looked for {suite_file}); "
+                              "give it with --suite")  # fmt: skip
+        entries.append(Reproduced(load_suite(suite_file), records))
+    out = Path(args.out)
+    out.write_text(reproductions_markdown(entries), encoding="utf-8")
+    print(f"reproductions: {out}")
+    return 0
+
+
 def _first_line(doc: str | None) -> str:
     return (doc or "").strip().splitlines()[0] if doc else ""
 
@@ -292,6 +316,14 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("results_dir", help="e.g. results/quick")
     rep.add_argument("--out", help="output folder (default reports/<suite>)")
     rep.set_defaults(func=cmd_report)
+    rep = sub.add_parser(
+        "reproductions",
+        help="REPRODUCTIONS.md: ours beside the official code's runs and the papers",
+    )
+    rep.add_argument("results_dirs", nargs="+", help="e.g. results/jocor_mnist_paper")
+    rep.add_argument("--suite", help="the suite file (default: the shipped suite of that name)")
+    rep.add_argument("--out", default="REPRODUCTIONS.md", help="the page to write")
+    rep.set_defaults(func=cmd_reproductions)
     perf = sub.add_parser("perf", help="time real epochs of each method of a suite")
     perf.add_argument("suite")
     perf.add_argument(

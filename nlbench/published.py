@@ -171,6 +171,7 @@ class Comparison:
 
     reference: Reference
     ours: list[float]
+    seeds: list[int]
     official: list[float]
     paper: float
     paper_verified: bool
@@ -210,14 +211,15 @@ def comparisons(
             continue
         args = (dataset, model, ref.ratio, ref.method)
         runs = _own_runs(frame, expected, *args, hparams=ref.hparams)
-        ours = [float(v) for v in runs[ref.metric].dropna()]
+        runs = runs[runs[ref.metric].notna()]
+        ours, seeds = [float(v) for v in runs[ref.metric]], [int(v) for v in runs["seed"]]
         tables = [p for p in papers if p.metric == ref.metric] or papers
         paper, verified = math.nan, False
         for table in tables:
             paper, verified = table.value(*args)
             if not math.isnan(paper):
                 break
-        found.append(Comparison(ref, ours, ref.finished(), paper, verified))
+        found.append(Comparison(ref, ours, sorted(seeds), ref.finished(), paper, verified))
     return found
 
 
@@ -245,22 +247,34 @@ def reference_table(comparisons_: list[Comparison]) -> str | None:
 
 def _comparison_row(c: Comparison) -> list[str]:
     ref = c.reference
-    official = _summary(c.official)
-    for run in ref.diverged():
-        official += f"; seed {run.seed} diverged at epoch {run.diverged_epoch}"
+    return [ref.method, f"{ref.ratio:g}", recipe_values(ref), ref.metric, summary(c.ours),
+            official_cell(c), paper_cell(c), signed(c.delta_official), signed(c.delta_paper),
+            plain(c.spread), c.verdict]  # fmt: skip
+
+
+def official_cell(c: Comparison) -> str:
+    """The official runs' mean ± std (n), then each diverged seed with its epoch."""
+    text = summary(c.official)
+    for run in c.reference.diverged():
+        text += f"; seed {run.seed} diverged at epoch {run.diverged_epoch}"
         if run.last_finite is not None:
-            official += f" (last finite {run.last_finite:.2f})"
-    paper = (
-        "–"
-        if math.isnan(c.paper)
-        else f"{c.paper:.2f}" + ("" if c.paper_verified else " (unverified)")
-    )
-    values = ", ".join(f"{k} {v}" for k, v in sorted(ref.hparams.items())) or "suite's"
-    return [ref.method, f"{ref.ratio:g}", values, ref.metric, _summary(c.ours), official, paper,
-            _signed(c.delta_official), _signed(c.delta_paper), _plain(c.spread), c.verdict]  # fmt: skip
+            text += f" (last finite {run.last_finite:.2f})"
+    return text
 
 
-def _summary(values: list[float]) -> str:
+def paper_cell(c: Comparison) -> str:
+    if math.isnan(c.paper):
+        return "–"
+    return f"{c.paper:.2f}" + ("" if c.paper_verified else " (unverified)")
+
+
+def recipe_values(ref: Reference) -> str:
+    """The values the official runs used where they differ from the suite's recipe."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(ref.hparams.items())) or "suite's"
+
+
+def summary(values: list[float]) -> str:
+    """mean ± sample std (n) over seeds; '± –' for one seed, '–' for none."""
     if not values:
         return "–"
     std = _std(values)
@@ -278,9 +292,9 @@ def _std(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def _signed(value: float) -> str:
+def signed(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:+.2f}"
 
 
-def _plain(value: float) -> str:
+def plain(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.2f}"
