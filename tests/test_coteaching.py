@@ -287,6 +287,24 @@ def test_joint_loss_kl_terms_match_the_official_kl_div_form():
     assert torch.allclose(kl, official_kl(l1, l2) + official_kl(l2, l1), atol=1e-6)
 
 
+def test_joint_loss_keeps_a_finite_gradient_where_the_official_kl_div_goes_nan():
+    """A saturated softmax (logit gap 120 > ~104, where float32's exp underflows to 0): the
+    official kl_div's backward through its target is 0 * log 0 = NaN; ours, in log space, gives
+    the exact gradient, checked against the same loss in float64 (no underflow there)."""
+    l1 = torch.tensor([[0.0, 120.0, 0.0]], requires_grad=True)
+    l2 = torch.tensor([[0.0, 0.0, 120.0]], requires_grad=True)
+    official = F.kl_div(F.log_softmax(l1, 1), F.softmax(l2, 1), reduction="none").sum()
+    official.backward()
+    assert torch.isnan(l2.grad).all()
+    ours = [l1.detach().clone().requires_grad_(), l2.detach().clone().requires_grad_()]
+    joint_loss(*ours, torch.tensor([1]), co_lambda=0.9).sum().backward()
+    exact = [l1.detach().double().requires_grad_(), l2.detach().double().requires_grad_()]
+    joint_loss(*exact, torch.tensor([1]), co_lambda=0.9).sum().backward()
+    for got, want in zip(ours, exact):
+        assert torch.isfinite(got.grad).all()
+        assert torch.allclose(got.grad.double(), want.grad, atol=1e-6)
+
+
 def test_jocor_updates_both_networks_on_one_joint_selection():
     # 0,1: both confident and agreeing; 2,3: only A confident; 4,5: only B; 6,7: both moderate.
     # Co-teaching would train A on {0,1,4,5} and B on {0,1,2,3}; JoCoR's joint loss (lambda 0.9)
