@@ -128,6 +128,14 @@ class DivideMix(Method):
     (l.155). lambda_u and p_threshold per dataset and noise are the paper's appendix table, set
     in the suites.
 
+    Inputs (LiJunnan1992/DivideMix@d9d3058 `dataloader_cifar.py` l.144-208): training views
+    RandomCrop(32, padding=4) + flip, then ToTensor + Normalize; the GMM's loss pass and the test
+    ToTensor + Normalize alone (`none`); CIFAR-10 (0.4914, 0.4822, 0.4465) / (0.2023, 0.1994,
+    0.2010), CIFAR-100 (0.507, 0.487, 0.441) / (0.267, 0.256, 0.276), which its paper suites set
+    (the CIFAR loaders' own constants). No loader drops its last batch: the warm-up trains 391
+    batches of 128, the engine 390 (`StreamSampler` says why that cannot matter); the labelled
+    loader is below; the test set is scored whole, as here.
+
     Departures: the official loop runs epochs 0..300 (301); here `epochs` counts them (300). Its
     labelled loader keeps a last partial batch; here a pass is len // 64 full batches (its
     ramp-up still counts the official N // 64 + 1 iterations). Its GMM's k-means start is left to
