@@ -57,11 +57,20 @@ class ConfidentLearning(SingleNetwork):
     Stages, each `epochs / (folds + 1)` long (the last one takes the remainder): fold k trains a
     fresh network with the CE recipe on the other folds (stratified by noisy label, shuffled
     with the run's seed, as cleanlab's own `estimate_cv_predicted_probabilities` splits) and then
-    predicts its own fold without augmentation; once every fold has its probabilities,
+    predicts its own fold (on `fold_view`, see Inputs); once every fold has its probabilities,
     `cleanlab.filter.find_label_issues` with `filter_by` (the paper's `prune_by_noise_rate` by
     default) flags the issues, and a last fresh network trains with the CE recipe on the samples
     kept. The CE recipe is SingleNetwork's (PreAct ResNet-18, SGD 0.02, cosine). All confident-joint
     arithmetic is cleanlab's.
+
+    Inputs: its CE recipe's, so those of the protocol it runs under (the DivideMix suites set
+    DivideMix's constants). The paper's CIFAR-10 code
+    (cgnorthcutt/confidentlearning-reproduce@2f31556 `cifar10/cifar10_train_crossval.py`)
+    normalises with (0.4914, 0.4822, 0.4465) / (0.2023, 0.1994, 0.2010) after RandomCrop(32,
+    padding=4) + flip (l.324-333), drops the last partial training batch (l.403-411) as the engine
+    does, scores the test set whole (l.388-395, l.413-417), and predicts each held-out fold through
+    a copy of the training dataset, so through its random crop + flip (l.357-359, l.482-486):
+    `fold_view: weak` (the default) does the same, `none` predicts the un-augmented images.
 
     Diagnostics from the pruning on: the flagged samples scored as noise detection, the kept ones
     as a selection, and cleanlab's estimated noise matrix as T (heat-map in the report).
@@ -75,6 +84,9 @@ class ConfidentLearning(SingleNetwork):
         """All stages together: folds + 1 networks of 300 epochs by default."""
         folds: int = Field(5, ge=2)
         filter_by: FilterBy = "prune_by_noise_rate"
+        fold_view: Literal["weak", "none"] = "weak"
+        """The view each fold network predicts its held-out fold on: the official's training
+        augmentation (`weak`), or none."""
         search_space: ClassVar[dict[str, Distribution]] = {
             "filter_by": Choice(("prune_by_noise_rate", "prune_by_class", "both"))
         }
@@ -134,7 +146,7 @@ class ConfidentLearning(SingleNetwork):
     def _predict_fold(self, k: int) -> None:
         net = self.nets[k]
         net.eval()
-        probs = self.ctx.features(lambda x: net(x).float().softmax(dim=1), view="none")
+        probs = self.ctx.features(lambda x: net(x).float().softmax(dim=1), view=self.hp.fold_view)
         net.train()
         held_out = self.fold == k
         self.pred_probs[held_out] = probs[held_out]

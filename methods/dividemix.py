@@ -27,20 +27,32 @@ from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
 
 
+def normalised_losses(losses: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """(l - min l) / (max l - min l) on the CPU in float32, as `eval_train` computes it (l.167-175:
+    the losses are stored in a float32 `torch.zeros(50000)` and normalised in place there)."""
+    values = torch.as_tensor(losses).detach().to("cpu", torch.float32)
+    return (values - values.min()) / (values.max() - values.min()).clamp(min=1e-12)
+
+
 def clean_probability(
-    losses: np.ndarray, seed: int | None = None, normalise: bool = True
+    losses: torch.Tensor | np.ndarray, seed: int | None = None, normalise: bool = True
 ) -> np.ndarray:
-    """P(clean) per sample: the posterior of the low-mean component of a two-component GMM fitted
-    to the losses min-max normalised to [0, 1] (`Train_cifar.py` l.175-190: max_iter 10, tol
-    1e-2, reg_covar 5e-4). `normalise=False` fits the values as given: the mean of several
-    epochs' normalised losses, as the official code fits it (l.178-181). `seed` fixes the k-means
-    initialisation the official code leaves to numpy's global generator."""
-    scaled = losses
-    if normalise:
-        scaled = (losses - losses.min()) / max(float(losses.max() - losses.min()), 1e-12)
+    """P(clean) per sample (float64): the posterior of the low-mean component of a two-component
+    GMM fitted to the float32 losses min-max normalised to [0, 1] (`Train_cifar.py` l.175-190:
+    max_iter 10, tol 1e-2, reg_covar 5e-4). `normalise=False` fits the float32 values as given:
+    the mean of several epochs' normalised losses, as the official code fits it (l.178-181).
+
+    The fit and the posteriors run in float64 on the float32 values, as the official path ends
+    up: it hands `fit` and `predict_proba` the float32 torch tensor, which the scikit-learn of its
+    day (0.2x, `_check_X`) converted to float64 in both. A float32 NumPy array is fitted in
+    float32, which moved posteriors by up to 2e-5 on 50,000 losses, enough to put one near
+    p_threshold on its other side. `seed` fixes the k-means initialisation the official code
+    leaves to numpy's global generator."""
+    values = normalised_losses(losses) if normalise else torch.as_tensor(losses).float().cpu()
+    column = values.numpy().astype(np.float64).reshape(-1, 1)
     gmm = GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=seed)
-    gmm.fit(scaled.reshape(-1, 1))
-    return gmm.predict_proba(scaled.reshape(-1, 1))[:, gmm.means_.argmin()]
+    gmm.fit(column)
+    return gmm.predict_proba(column)[:, gmm.means_.argmin()]
 
 
 def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -116,6 +128,14 @@ class DivideMix(Method):
     (l.155). lambda_u and p_threshold per dataset and noise are the paper's appendix table, set
     in the suites.
 
+    Inputs (LiJunnan1992/DivideMix@d9d3058 `dataloader_cifar.py` l.144-208): training views
+    RandomCrop(32, padding=4) + flip, then ToTensor + Normalize; the GMM's loss pass and the test
+    ToTensor + Normalize alone (`none`); CIFAR-10 (0.4914, 0.4822, 0.4465) / (0.2023, 0.1994,
+    0.2010), CIFAR-100 (0.507, 0.487, 0.441) / (0.267, 0.256, 0.276), which its paper suites set
+    (the CIFAR loaders' own constants). No loader drops its last batch: the warm-up trains 391
+    batches of 128, the engine 390 (`StreamSampler` says why that cannot matter); the labelled
+    loader is below; the test set is scored whole, as here.
+
     Departures: the official loop runs epochs 0..300 (301); here `epochs` counts them (300). Its
     labelled loader keeps a last partial batch; here a pass is len // 64 full batches (its
     ramp-up still counts the official N // 64 + 1 iterations). Its GMM's k-means start is left to
@@ -163,8 +183,11 @@ class DivideMix(Method):
             make_schedule(opt, "multistep", hp.epochs, milestones=hp.milestones)
             for opt in self.optimizers
         ]
-        self.losses = torch.zeros(2, 0, ctx.num_train, device=ctx.device)
-        self.clean_prob = torch.ones(2, ctx.num_train, device=ctx.device)
+        # the last `loss_history` epochs' normalised losses: float32 on the CPU, as the official
+        self.losses = torch.zeros(2, 0, ctx.num_train)
+        # the GMM posteriors stay float64, so the split compares them with p_threshold in float64
+        # as the official does; w_x is their float32 cast, as the official's
+        self.clean_prob = torch.ones(2, ctx.num_train, dtype=torch.float64, device=ctx.device)
         self.epoch = 0
         self.num_iter = [1, 1]
         self._steps_done = [0, 0]
@@ -212,20 +235,22 @@ class DivideMix(Method):
 
     @torch.no_grad()
     def _split(self) -> None:
-        """Both networks' clean probabilities, before either trains this epoch (l.261-262)."""
+        """Both networks' clean probabilities, before either trains this epoch (l.261-262): each
+        network's per-sample losses normalised in float32 on the CPU, the history mean taken
+        there (l.179-180), the GMM fitted in float64 (`clean_probability`)."""
         losses = []
         for net in self.nets:
             net.eval()
             logits = self.ctx.features(net, view="none")
             net.train()
             loss = F.cross_entropy(logits, self.ctx.noisy_labels, reduction="none")
-            losses.append((loss - loss.min()) / (loss.max() - loss.min()).clamp(min=1e-12))
+            losses.append(normalised_losses(loss))
         self.losses = torch.cat([self.losses, torch.stack(losses)[:, None]], dim=1)
         self.losses = self.losses[:, -self.hp.loss_history :]
-        history = self.losses.mean(dim=1).cpu().numpy()
         seed = int(self.ctx.rng.integers(2**31))
         for k in range(2):
-            prob = clean_probability(history[k], seed, normalise=False)
+            history = self.losses[k].contiguous().mean(dim=0)
+            prob = clean_probability(history, seed, normalise=False)
             self.clean_prob[k] = torch.from_numpy(prob).to(self.clean_prob)
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -246,7 +271,7 @@ class DivideMix(Method):
         peer.eval()
         hp = self.hp
         onehot = F.one_hot(lab.labels, self.ctx.num_classes).float()
-        w_x = self.clean_prob[1 - k][lab.indices]
+        w_x = self.clean_prob[1 - k][lab.indices].float()
         with torch.no_grad(), self.autocast():
             guesses = [n(v).float() for n in (net, peer) for v in unl.views]
             targets_u = co_guess(guesses, hp.temperature)
@@ -282,5 +307,5 @@ class DivideMix(Method):
         return {"losses": self.losses, "clean_prob": self.clean_prob}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.losses = state["losses"]
-        self.clean_prob = state["clean_prob"]
+        self.losses = state["losses"].float().cpu()
+        self.clean_prob = state["clean_prob"].to(self.clean_prob)

@@ -63,6 +63,17 @@ class ELR(SingleNetwork):
     asymmetric noise beta 0.9, lambda 1, multistep x0.01 at 40, 80 over 120 epochs
     (`config_cifar10_asym.json`).
 
+    Inputs (shengliu66/ELR@934af53 `ELR/data_loader/data_loaders.py`): RandomCrop(32, padding=4) +
+    flip, then ToTensor + Normalize, with CIFAR-10 (0.4914, 0.4822, 0.4465) / (0.2023, 0.1994,
+    0.2010) (l.16-25) and CIFAR-100 (0.5071, 0.4867, 0.4408) / (0.2675, 0.2565, 0.2761) (l.46-56),
+    which `elr_paper.yaml` sets; plain DataLoaders that keep the last partial batch
+    (`base/base_data_loader.py` l.25-37), the test set scored whole in batches of 1,000 (`train.py`
+    l.53-60). Departures: the official trains on 45,000 images, 90 % of each clean class, and holds
+    the other 5,000 out as a noisy validation set (`data_loader/cifar10.py` l.17-21, l.40-55;
+    `cifar100.py` l.20-24, l.44-59); here all 50,000 train, unless a suite's `selection: {split:
+    noisy_val, fraction: 0.1}` holds 10 % out (stratified by noisy label, not by clean class); the
+    engine drops a pass's last partial batch (`StreamSampler` says why that cannot matter).
+
     Diagnostics: the labels its targets vote for (argmax t_i), scored against the clean labels
     as `relabel_accuracy`; the method never trains on them.
     """

@@ -25,6 +25,15 @@ class GCE(SingleNetwork):
     (its README; CIFAR-100 suites set 150 epochs and milestones 80, 120), crop + flip.
     Departure: the paper's truncated variant (pruning samples with p_y <= 0.5 every 10 epochs) is
     not this method; this is plain L_q.
+
+    Inputs (AlanChou/Truncated-Loss@fef5908 `main.py` l.54-116): RandomCrop(32, padding=4) + flip,
+    then ToTensor + Normalize, with CIFAR-10 (0.491, 0.482, 0.447) / (0.247, 0.243, 0.262) and
+    CIFAR-100 (0.507, 0.487, 0.441) / (0.267, 0.256, 0.276); the train and test (batch 100) loaders
+    keep their last partial batch. No paper suite ships for GCE: `input_stats` None takes the CIFAR
+    loaders' constants, GCE's on CIFAR-100 but not on CIFAR-10 (std 0.2023 against 0.247: inputs
+    22 % larger); set `input_stats: [[0.491, 0.482, 0.447], [0.247, 0.243, 0.262]]` for its
+    CIFAR-10 pipeline. The engine drops a pass's last partial batch (`StreamSampler` says why that
+    cannot matter).
     """
 
     class HParams(SingleNetworkHParams):

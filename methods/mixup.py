@@ -39,6 +39,13 @@ class MixUp(SingleNetwork):
     corrupted-label table (Table 2) reports mixup with alpha 8 at 20 % corruption and alpha 32 at
     50 % and 80 %, as a third-party transcription of the table gives it; the paper itself was not
     reachable when this was written. The default is 8; `mixup_paper.yaml` sets 32 for 50 and 80 %.
+
+    Inputs (facebookresearch/mixup-cifar10@eaff31a `train.py` l.53-83): RandomCrop(32, padding=4)
+    + flip, then ToTensor + Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)), and
+    mixup of the normalised batch (l.119-133), as here; CIFAR-10 only, which `mixup_paper.yaml`
+    sets (the CIFAR-10 loader's own constants); the train and test (batch 100) loaders keep their
+    last partial batch. Departure: the engine drops a pass's last partial batch (`StreamSampler`
+    says why that cannot matter).
     """
 
     class HParams(SingleNetworkHParams):

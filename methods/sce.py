@@ -49,6 +49,16 @@ class SCE(SingleNetwork):
     Keras code's values (YisenWang/symmetric_cross_entropy_for_noisy_labels `train_models.py`
     l.222-224); the port's README uses beta 1.0. Departure from the Keras code, which the port
     also departs from: that code clamps p in the CE term and not in RCE.
+
+    Inputs (the port, HanxunH/SCELoss-Reproduce@c81fb33 `dataset.py`): CIFAR-10 RandomCrop(32,
+    padding=4) + flip, then ToTensor + Normalize((0.49139968, 0.48215827, 0.44653124),
+    (0.24703233, 0.24348505, 0.26158768)) (l.196-208); CIFAR-100 Normalize((0.5071, 0.4865,
+    0.4409), (0.2673, 0.2564, 0.2762)), with RandomRotation(20) between the flip and ToTensor
+    (l.168-181); train and test loaders keep their last partial batch (l.221-231). `sce_paper.yaml`
+    sets these constants. Departures: the engine has no rotation view, so CIFAR-100 trains without
+    RandomRotation(20), a missing augmentation that is not argued away (an option needs a batched
+    rotation matched to PIL's nearest-neighbour `rotate`); the engine drops a pass's last partial
+    batch (`StreamSampler` says why that cannot matter).
     """
 
     class HParams(SingleNetworkHParams):

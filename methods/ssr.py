@@ -104,6 +104,15 @@ class SSR(Method):
     """SSR (BMVC 2022): kNN selection + confidence relabelling; mixup CE + SimSiam consistency.
 
     Faithful to the official CIFAR code rule for rule (MrChenFeng/SSR_BMVC2022 `main_cifar.py`); defaults are its defaults.
+
+    Inputs (MrChenFeng/SSR_BMVC2022@849530d `main_cifar.py` l.191-213, 240-242, 280): ToTensor +
+    Normalize with CIFAR-10 (0.4914, 0.4822, 0.4465) / (0.2023, 0.1994, 0.2010) or CIFAR-100
+    (0.507, 0.487, 0.441) / (0.267, 0.256, 0.276), which its paper suites set (the CIFAR loaders'
+    own constants); weak = RandomCrop(32, padding=4) + flip before them, strong = crop + flip +
+    CIFAR10Policy before them, the test un-augmented, the feature pass on the weak view; both
+    training loaders drop their last partial batch (l.242, 280), as the engine does, and the test
+    loader keeps it (l.240), as the engine scores the whole test set. No departure.
+
     Where this implementation departs from it, and why:
 
     * Real-world scripts (main_animal10.py, main_clothing1m.py, main_webvision.py): their recipes

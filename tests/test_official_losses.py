@@ -226,3 +226,49 @@ def test_dividemix_gmm_split_equals_official():
     prob = clean_probability(T.LOSSES, seed=0)
     _close(prob, GOLDEN["dividemix"]["gmm_prob"])
     assert (prob > 0.5).sum() == 210
+
+
+def _official_eval_train_gmm(losses: np.ndarray, seed: int) -> np.ndarray:
+    """DivideMix@d9d3058 Train_cifar.py l.167-189: float32 losses in a torch tensor, min-max
+    normalised there, the tensor handed to `fit` and `predict_proba`. The scikit-learn of its day
+    (0.2x) converted it in both with `_check_X`, i.e. `check_array(X, dtype=[float64, float32])`,
+    which gives float64 (a tensor has no NumPy dtype to keep); today's `predict_proba` would keep
+    it float32, so the conversion is spelled out."""
+    from sklearn.mixture import GaussianMixture
+    from sklearn.utils import check_array
+
+    losses = torch.from_numpy(losses.astype(np.float32))
+    losses = (losses - losses.min()) / (losses.max() - losses.min())
+    input_loss = check_array(losses.reshape(-1, 1), dtype=[np.float64, np.float32])
+    assert input_loss.dtype == np.float64
+    gmm = GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=seed)
+    gmm.fit(input_loss)
+    prob = gmm.predict_proba(input_loss)
+    return prob[:, gmm.means_.argmin()]
+
+
+def test_dividemix_gmm_fits_float32_losses_in_float64_as_the_official_path():
+    """sklearn keeps a float32 NumPy array in float32 but converts the official torch tensor to
+    float64; the split must see the official float64 posteriors, bit for bit."""
+    rng = np.random.default_rng(0)
+    clean, noisy = rng.gamma(2.0, 0.15, 30_000), rng.gamma(8.0, 0.35, 20_000)
+    losses = np.concatenate([clean, noisy]).astype(np.float32)
+    prob = clean_probability(losses, seed=0)
+    expected = _official_eval_train_gmm(losses, seed=0)
+    assert prob.dtype == np.float64
+    np.testing.assert_array_equal(prob, expected)
+
+
+def test_dividemix_splits_at_p_threshold_in_float64():
+    """`prob > p_threshold` compares float64 posteriors with the float64 threshold
+    (Train_cifar.py l.264-265): 0.6 + 1e-9 is labelled, though it rounds to 0.6 in float32."""
+    from test_loss_methods import SMALL, engine
+
+    from nlbench.methods.dividemix import DivideMix
+
+    eng = engine(model="sym", ratio=0.5, n_train=64)
+    method = DivideMix(eng.ctx, DivideMix.HParams(**SMALL, p_threshold=0.6))
+    method.clean_prob[1] = torch.tensor(0.6 + 1e-9, dtype=torch.float64)
+    method.clean_prob[1, :32] = 0.5
+    labelled = method._mixmatch_pass(0).streams["labelled_0"].indices
+    assert labelled.tolist() == list(range(32, 64))

@@ -25,6 +25,11 @@ from nlbench.store import Store
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 PAPER_SUITES = ["ssr_cifar10_paper", "ssr_cifar100_paper"]
+OFFICIAL_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
+}
+"""main_cifar.py l.194 and l.198: the Normalize constants its paper suites set."""
 
 
 # ---- relabelling ----
@@ -201,8 +206,10 @@ def test_paper_suites_validate_without_data():
         ssr = [s for s in specs if s.method["name"] == "ssr"]
         defaults = SSR.HParams().model_dump()
         for spec in ssr:
-            theta = 0.9 if spec.dataset["name"] == "cifar10" or spec.noise["ratio"] == 0.2 else 0.8
-            assert spec.method["hparams"] == {**defaults, "theta_r": theta}
+            cifar10 = spec.dataset["name"] == "cifar10"
+            theta = 0.9 if cifar10 or spec.noise["ratio"] == 0.2 else 0.8
+            stats = OFFICIAL_STATS["cifar10" if cifar10 else "cifar100"]
+            assert spec.method["hparams"] == {**defaults, "theta_r": theta, "input_stats": stats}
     assert counts == {"ssr_cifar10_paper": 5 * 2 * 3, "ssr_cifar100_paper": 4 * 2 * 3}
 
 

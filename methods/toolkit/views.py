@@ -20,6 +20,8 @@ builds them):
 * "autoaugment_cutout": SOP's second view (its `data_loader/data_loaders.py`): AutoAugment first,
   then the weak augmentation, normalisation, and Cutout of one square of half the image side
   (16x16 on CIFAR) after normalisation (`cutout`), so the cut square is 0 in normalised units.
+* "autoaugment_weak": the same view before its Cutout, for a method that normalises it its own
+  way first (SOP's CIFAR-100 view 2, normalised with CIFAR-10's constants).
 
 A method that needs another view registers it (`@register_view("mine")`, with an optional step
 on the normalised images) and names it in its streams.
@@ -213,6 +215,7 @@ def strong_view(images: Tensor, augment: str, generator: torch.Generator) -> Ten
     return recipe(augment).policy(weak_view(images, augment, generator), generator)
 
 
+@register_view("autoaugment_weak")
 @register_view("autoaugment_cutout", after_normalise=cutout)
 def autoaugment_then_weak(images: Tensor, augment: str, generator: torch.Generator) -> Tensor:
     return weak_view(cifar10_autoaugment(images, generator), augment, generator)

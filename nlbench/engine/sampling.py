@@ -39,6 +39,13 @@ class StreamSampler:
 
     A pass shorter than one batch yields the whole pass as a (short) batch, so tiny selections still
     train instead of crashing (the official SSR loop fails when the labelled loader is empty).
+
+    drop_last is SSR's and Confident Learning's rule; the loaders of DivideMix (warm-up), ELR, SOP,
+    SCE, GCE and MixUp train a last partial batch instead. Why that cannot matter beyond seed
+    noise (argued, not measured): on CIFAR a pass leaves out 50,000 mod 128 = 80 samples, a fresh
+    random 80 of its permutation each pass, so every sample is still equally likely to train (0.16 %
+    of the sample visits, one step of 391); the schedules step once per epoch, so every step's
+    learning rate is unchanged.
     """
 
     def __init__(self, stream: Stream, num_classes: int, generator: torch.Generator) -> None:
