@@ -70,7 +70,7 @@ def _suite_section(entry: Reproduced) -> str:
         part = frame[frame.group == group]
         cells = comparisons(part, _cells(suite, part), suite.paper, expected)
         for cell in cells:
-            if cell.ours or cell.official:
+            if cell.ours or cell.reference.runs:
                 rows.append(_row(cell))
                 if cell.reference.note:
                     notes.append(cell.reference.note)
@@ -80,12 +80,13 @@ def _suite_section(entry: Reproduced) -> str:
     )
     machines = sorted({f"{r.env.device_name or r.env.device}, {r.env.threads} torch thread(s)"
                        for r in ok})  # fmt: skip
-    walls = [r.wall_seconds for r in ok]
-    lines += [
-        table,
-        f"Ours ran on: {'; '.join(machines)}; wall time per run {min(walls):.0f}–"
-        f"{max(walls):.0f} s ({len(ok)} runs).",
-    ]
+    walls: dict[str, list[float]] = {}
+    for r in ok:
+        walls.setdefault(r.spec.method["name"], []).append(r.wall_seconds)
+    took = ", ".join(
+        f"{m} {min(w):.0f}–{max(w):.0f} s ({len(w)})" for m, w in sorted(walls.items())
+    )
+    lines += [table, f"Ours ran on: {'; '.join(machines)}; wall time per run: {took}."]
     official = sorted({(ref.repository, ref.commit, ref.device) for ref in suite.reference})
     for repository, commit, device in official:
         walls = [run.wall_seconds for ref in suite.reference for run in ref.runs
