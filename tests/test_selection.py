@@ -128,6 +128,20 @@ def test_adding_a_method_entry_redraws_no_other_entrys_trials():
     assert {s.run_id for s in one} <= {s.run_id for s in two}
 
 
+def test_adding_a_knob_to_a_search_space_redraws_no_other_knob():
+    from nlbench.methods.api import Choice, LogUniform, Uniform
+    from nlbench.methods.api.search import draw_configuration
+
+    space = {"lr": LogUniform(1e-3, 1e-1), "q": Uniform(0.1, 1.0)}
+    wider = {**space, "k": Choice((10, 20, 50))}
+    for trial in range(1, 6):
+        before = draw_configuration(space, 0, "gce:abc", trial)
+        after = draw_configuration(wider, 0, "gce:abc", trial)
+        assert {k: after[k] for k in before} == before
+    draws = {draw_configuration(space, 0, "gce:abc", t)["q"] for t in range(1, 6)}
+    assert len(draws) == 5  # the knob's stream still differs from trial to trial
+
+
 def test_the_headline_rule_does_not_change_a_run_and_no_selection_changes_nothing():
     plain = {s.run_id for s in expand(suite())}
     assert all(s.selection is None for s in expand(suite()))

@@ -58,9 +58,18 @@ def draw_configuration(
 ) -> dict[str, Any]:
     """One draw for trial `trial` of a method entry: a pure function of the suite's search seed,
     the entry (its method name and default recipe, not its position in the suite, so adding an
-    entry redraws nothing else), the trial and the attempt (a repeat is drawn again). Names are
-    drawn in sorted order, whatever order the space lists them in."""
-    key = [int.from_bytes(hashlib.sha256(entry.encode()).digest()[i : i + 4], "little")
-           for i in (0, 4)]  # fmt: skip
-    rng = np.random.default_rng([seed, *key, trial, attempt])
-    return {name: space[name].draw(rng) for name in sorted(space)}
+    entry redraws nothing else), the trial and the attempt (a repeat is drawn again). Each knob
+    draws from a stream of its own, keyed by its name as DomainBed seeds each hyperparameter, so
+    adding a knob to a space leaves every other knob's draws as they were."""
+    return {
+        name: space[name].draw(
+            np.random.default_rng([seed, *_key(entry), trial, attempt, *_key(name)])
+        )  # fmt: skip
+        for name in sorted(space)
+    }
+
+
+def _key(text: str) -> list[int]:
+    """Two 32-bit words of the text's SHA-256: a stable seed component for a name."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [int.from_bytes(digest[i : i + 4], "little") for i in (0, 4)]
