@@ -76,6 +76,26 @@ def majority_flips(counts: np.ndarray | list[list[int]]) -> list[int]:
 
 
 @dataclass(frozen=True)
+class NoiseFacts:
+    """What a method may know of the noise without a clean label or a model's name.
+
+    `expected_flip_rate` is the fraction of labels the model is expected to change at its nominal
+    ratio (sym draws from all C classes, so r (C - 1) / C; DivideMix's CIFAR-10 asym moves 5 of
+    10 classes, so r / 2); None where no ratio is set (real-world labels). `class_dependent` says
+    whether flips follow a fixed class-to-class map (asymmetric noise) rather than spreading over
+    the other classes; None where unknown.
+    """
+
+    expected_flip_rate: float | None = None
+    class_dependent: bool | None = None
+
+
+def _moved(targets: np.ndarray) -> float:
+    """The fraction of classes a class map sends elsewhere."""
+    return float(np.mean(targets != np.arange(len(targets))))
+
+
+@dataclass(frozen=True)
 class NoiseModel:
     """A registered generator: `doc` is the line `list` prints, `options` its keyword options.
 
@@ -89,25 +109,39 @@ class NoiseModel:
     options: tuple[str, ...]
     takes_ratio: bool = True
     files: tuple[str, ...] = ()
+    facts: Callable[[float, int, str], NoiseFacts] = lambda ratio, classes, family: NoiseFacts()
+    """(nominal ratio, number of classes, dataset family) -> the `NoiseFacts` methods may read."""
 
 
 NOISE_MODELS: dict[str, NoiseModel] = {}
 
 
 def _register(
-    name: str, takes_ratio: bool = True, files: tuple[str, ...] = ()
+    name: str,
+    takes_ratio: bool = True,
+    files: tuple[str, ...] = (),
+    facts: Callable[[float, int, str], NoiseFacts] | None = None,
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Register a generator; `files` names its options that are label files (identified by
-    content)."""
+    content); `facts` what it tells methods at a given ratio (default: nothing)."""
 
     def wrap(generate: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         doc = (generate.__doc__ or "").strip().splitlines()[0]
+        extra = {"facts": facts} if facts is not None else {}
         NOISE_MODELS[name] = NoiseModel(
-            name, doc, generate, keyword_options(generate), takes_ratio, files
+            name, doc, generate, keyword_options(generate), takes_ratio, files, **extra
         )
         return generate
 
     return wrap
+
+
+def noise_facts(model: str, ratio: float | None, num_classes: int, family: str) -> NoiseFacts:
+    """The facts of noise model `model` at `ratio` on a dataset of `num_classes` classes of
+    `family`: all a method may know of the noise (never its name)."""
+    if ratio is None or model not in NOISE_MODELS:
+        return NoiseFacts()
+    return NOISE_MODELS[model].facts(ratio, num_classes, family)
 
 
 def apply_noise(
@@ -269,7 +303,7 @@ def _need_classes(model: str, dataset: Dataset, count: int) -> None:
         )
 
 
-@_register("sym")
+@_register("sym", facts=lambda r, c, family: NoiseFacts(r * (c - 1) / c, False))
 def _sym(dataset: Dataset, ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Resample r of the labels uniformly over all classes, truth included (DivideMix, SSR).
 
@@ -279,13 +313,13 @@ def _sym(dataset: Dataset, ratio: float, rng: np.random.Generator) -> np.ndarray
     return resample_uniform(dataset.y_train, ratio, dataset.num_classes, rng)
 
 
-@_register("sym_flip")
+@_register("sym_flip", facts=lambda r, c, family: NoiseFacts(r, False))
 def _sym_flip(dataset: Dataset, ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Flip each label with probability r to a uniform other class (Co-teaching symmetric)."""
     return flip_to_other(dataset.y_train, ratio, dataset.num_classes, rng)
 
 
-@_register("pairflip")
+@_register("pairflip", facts=lambda r, c, family: NoiseFacts(r, True))
 def _pairflip(dataset: Dataset, ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Flip each label with probability r from class c to c+1 mod C (Co-teaching pair flip).
 
@@ -303,7 +337,7 @@ def block5_targets(num_classes: int = 100) -> np.ndarray:
     return classes - classes % 5 + (classes % 5 + 1) % 5
 
 
-@_register("asym")
+@_register("asym", facts=lambda r, c, family: NoiseFacts(r * _asym_moved(family), True))
 def _asym(dataset: Dataset, ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Flip r of the mapped classes to look-alike ones; per-family map (DivideMix, ELR, Patrini).
 
@@ -350,7 +384,17 @@ def superclass_targets(labels: np.ndarray, coarse: np.ndarray, num_classes: int)
     return targets
 
 
-@_register("asym_superclass")
+def _asym_moved(family: str) -> float:
+    """The fraction of classes `asym` moves on `family` (CIFAR-10 and the digits 5 of 10, the
+    blocks of 5 of CIFAR-100 all); 1 for a family it has no map for (it refuses to draw there)."""
+    if family == "cifar10":
+        return _moved(class_map(10, CIFAR10_ASYM))
+    if family in _DIGIT_FAMILIES:
+        return _moved(class_map(10, DIGITS_ASYM))
+    return 1.0
+
+
+@_register("asym_superclass", facts=lambda r, c, family: NoiseFacts(r, True))
 def _asym_superclass(dataset: Dataset, ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Flip each label with probability r to the next class of its TRUE superclass (CIFAR-100).
 
@@ -426,7 +470,7 @@ def instance_dependent(
     return noisy
 
 
-@_register("instance")
+@_register("instance", facts=lambda r, c, family: NoiseFacts(r, False))
 def _instance(
     dataset: Dataset, ratio: float, rng: np.random.Generator, *, norm_std: float = 0.1
 ) -> np.ndarray:

@@ -75,7 +75,7 @@ def small_loss(losses: Tensor, forget_rate: float) -> Tensor:
 class SmallLossHParams(MethodHParams):
     """The recipe of Co-teaching's main.py for CIFAR-10 (CIFAR-100 suites set decay_start 100).
 
-    `forget_rate` None means tau = the run's nominal noise rate (the paper assumes it is known).
+    `forget_rate` None means tau = the noise's expected flip rate (the paper assumes it known).
     `network` is the 9-layer CNN of Co-teaching's Table 3; `network_options` shrinks it for tests.
     `view` "none" is the official input (no augmentation); "weak" lets a suite that pins one shared
     recipe for all its methods add the dataset's augmentation.
@@ -128,16 +128,20 @@ class SmallLossTwoNetworks(Method):
         )
 
     def assumed_noise_rate(self, ctx: MethodContext, hp: SmallLossHParams) -> float:
-        """tau: `forget_rate` if set, else the nominal noise rate, which the paper assumes known."""
+        """tau: `forget_rate` if set, else the noise's expected flip rate, which the paper
+        assumes known (`NoiseFacts`): the nominal ratio under the family's own conventions
+        (sym_flip, pairflip), r (C - 1) / C under DivideMix's `sym` (its nominal ratio counts
+        labels redrawn, some to their true class), r / 2 under CIFAR-10's and MNIST's `asym`
+        (five of ten classes mapped; the official JoCoR code halves the rate there too)."""
         if hp.forget_rate is not None:
             return hp.forget_rate
-        if ctx.noise_rate_hint is None:
+        if ctx.noise.expected_flip_rate is None:
             raise ConfigError(
                 f"{self.name}: the forget rate defaults to the noise rate, which the paper assumes "
-                f"known, but noise model '{ctx.noise_model}' has no nominal ratio; set "
+                "known, but this noise has no nominal ratio (real-world labels); set "
                 f"methods.{self.name}.hparams.forget_rate (e.g. an estimate of the noise rate)"
             )
-        return ctx.noise_rate_hint
+        return ctx.noise.expected_flip_rate
 
     def schedule_for(self, optimizer: torch.optim.Optimizer) -> CoteachingSchedule:
         """The official linear lr decay and beta1 switch, aligned with our epoch numbering."""
@@ -175,4 +179,4 @@ class SmallLossTwoNetworks(Method):
         that trained the scored network instead, so precision and recall describe the labels it
         actually learned from. Samples in the dropped last partial batch count as not selected.
         """
-        return Diagnostics(selected=self.trained_net1.clone())
+        return Diagnostics(selected=self.trained_net1.clone(), assumed_noise_rate=self.tau)

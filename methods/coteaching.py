@@ -28,7 +28,10 @@ class Coteaching(SmallLossTwoNetworks):
     Recipe of the official code (bhanML/Co-teaching, main.py): the 9-layer CNN, two Adam optimisers
     (lr 1e-3), lr decaying linearly and beta1 0.9 -> 0.1 from epoch 80 (100 on CIFAR-100: a suite
     sets `decay_start`), 199 trained epochs of batch 128, T_k = 10, c = 1, no augmentation, and
-    tau = the nominal noise rate (`forget_rate` overrides it; real-world noise must set it).
+    tau = the noise rate, taken as the noise's expected flip rate (`NoiseFacts`): the nominal rate
+    under the paper's own sym_flip and pairflip, r (C - 1) / C under DivideMix's `sym`, whose
+    nominal ratio counts labels redrawn (some to their truth); `forget_rate` overrides it, and
+    real-world noise must set it. The tau used is recorded each epoch (`assumed_noise_rate`).
 
     Quirks of the official code, each decided:
     Q1 loss scale: the official loss is the mean CE over the kept samples divided by their count

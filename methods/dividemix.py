@@ -170,7 +170,9 @@ class DivideMix(Method):
             "p_threshold": Choice((0.5, 0.6, 0.7)),
         }
         entropy_penalty: bool | None = None
-        """The warm-up's negative-entropy penalty; None = on for asymmetric noise models."""
+        """The warm-up's negative-entropy penalty; None = on for class-dependent noise
+        (`NoiseFacts.class_dependent`: asym, asym_superclass, and pairflip, which the official
+        `args.noise_mode == 'asym'` never meets)."""
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)
@@ -192,7 +194,7 @@ class DivideMix(Method):
         self.num_iter = [1, 1]
         self._steps_done = [0, 0]
         penalty = hp.entropy_penalty
-        self.entropy_penalty = ctx.noise_model.startswith("asym") if penalty is None else penalty
+        self.entropy_penalty = bool(ctx.noise.class_dependent) if penalty is None else penalty
 
     def begin_epoch(self, epoch: int) -> EpochPlan:
         self.epoch = epoch

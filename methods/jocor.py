@@ -16,9 +16,6 @@ from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import Batch
 from nlbench.methods.api.search import Distribution
 
-ASYMMETRIC_MODELS = ("asym", "asym_superclass")
-"""Noise models the official code would call `asymmetric`; its default forget rate halves there."""
-
 
 def joint_loss(logits1: Tensor, logits2: Tensor, labels: Tensor, co_lambda: float) -> Tensor:
     """Per-sample JoCoR loss (algorithm/loss.py:loss_jocor):
@@ -61,9 +58,12 @@ class JoCoR(SmallLossTwoNetworks):
     Decisions:
     * co_lambda defaults to 0.9, the README's value for CIFAR-10 sym-20/50 and asym-40 (0.65 for
       sym-80, 0.85 for CIFAR-100); the argparse default 0.1 is not what the paper ran.
-    * tau: `forget_rate` if set, else the nominal noise rate, halved for `asymmetric` noise as the
-      official code does; we halve for `asym` and `asym_superclass` only: like the official code,
-      pairflip keeps the full rate.
+    * tau: `forget_rate` if set, else the noise's expected flip rate (`NoiseFacts`), which is
+      the official rule where the official code has the noise: the nominal rate for symmetric
+      and pairflip noise, half of it for CIFAR-10's and MNIST's asymmetric maps (five of ten
+      classes), as algorithm/jocor.py halves it for `asymmetric`. Departure: on CIFAR-100's
+      `asym` (every class mapped) and `asym_superclass` tau is the full rate, where the official
+      code would halve it; a suite that wants the official value sets `forget_rate`.
     * the official code defines init_epoch but never uses it: there is no warm-up.
     * network: the official main.py builds the 6-conv CNN (`cnn6`, the default) on CIFAR-10 and
       CIFAR-100 (l.87, l.112; algorithm/jocor.py l.51-56) and `MLPNet` (`mlpnet`) on MNIST (l.63).
@@ -107,13 +107,6 @@ class JoCoR(SmallLossTwoNetworks):
         params = [*self.net1.parameters(), *self.net2.parameters()]
         self.optimizer = torch.optim.Adam(params, lr=hp.lr)
         self.schedule = self.schedule_for(self.optimizer)
-
-    def assumed_noise_rate(self, ctx: MethodContext, hp: SmallLossHParams) -> float:
-        """Co-teaching's tau, halved for asymmetric noise unless `forget_rate` is set."""
-        tau = super().assumed_noise_rate(ctx, hp)
-        if hp.forget_rate is None and ctx.noise_model in ASYMMETRIC_MODELS:
-            return tau / 2
-        return tau
 
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         part = batch["all"]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from nlbench.config import RunSpec, Suite, dataset_label
 from nlbench.data.dataset import Dataset
 from nlbench.data.datasets import load_dataset
-from nlbench.data.noise import NoisyLabels, apply_noise
+from nlbench.data.noise import NoisyLabels, apply_noise, noise_facts
 from nlbench.data.splits import noisy_validation_split
 from nlbench.devices import resolve_device
 from nlbench.engine import Engine, EngineOptions, FitResult, RunFailed
@@ -146,8 +146,9 @@ def engine_for(
         spec.seed,
         device,
         options,
-        noise_rate_hint=spec.noise["ratio"],
-        noise_model=spec.noise["model"],
+        noise=noise_facts(
+            spec.noise["model"], spec.noise["ratio"], dataset.num_classes, dataset.family
+        ),  # fmt: skip
         validation=validation,
     )
 

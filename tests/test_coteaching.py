@@ -14,6 +14,7 @@ import yaml
 from torch import nn
 
 from nlbench.config import expand, load_suite, suite_from_dict
+from nlbench.data.noise import noise_facts
 from nlbench.errors import ConfigError
 from nlbench.methods._two_networks import forget_rate_at, small_loss
 from nlbench.methods.api.context import MethodContext
@@ -111,8 +112,7 @@ def make_ctx(
         image_shape=(1, 1, B),
         device=torch.device("cpu"),
         noisy_labels=torch.zeros(B, dtype=torch.long),
-        noise_model=noise_model,
-        noise_rate_hint=hint,
+        noise=noise_facts(noise_model, hint, C, "synthetic"),
         rng=np.random.default_rng(0),
         generator=torch.Generator(),
         network=lambda name, **opts: next(pool),
@@ -319,13 +319,27 @@ def test_jocor_updates_both_networks_on_one_joint_selection():
     assert len(method.optimizer.param_groups[0]["params"]) == 2  # one Adam over both nets
 
 
-@pytest.mark.parametrize(("model", "expected"), [("asym", 0.2), ("pairflip", 0.4), ("sym", 0.4)])
-def test_jocor_halves_the_forget_rate_only_for_asymmetric_noise(model, expected):
-    nets = [lookup_net([0] * B), lookup_net([0] * B)]
-    assert JoCoR(make_ctx(model, 0.4, nets), JoCoR.HParams()).tau == pytest.approx(expected)
-    nets = [lookup_net([0] * B), lookup_net([0] * B)]
-    pinned = JoCoR(make_ctx(model, 0.4, nets), JoCoR.HParams(forget_rate=0.3))
-    assert pinned.tau == 0.3
+@pytest.mark.parametrize(
+    ("model", "classes", "family", "expected"),
+    [
+        ("asym", 10, "cifar10", 0.2),  # five of ten classes mapped: the official JoCoR halving
+        ("asym", 10, "mnist", 0.2),
+        ("pairflip", 10, "cifar10", 0.4),  # the family's own conventions keep the nominal rate
+        ("sym_flip", 10, "cifar10", 0.4),
+        ("sym", 10, "cifar10", 0.36),  # DivideMix's sym: r (C - 1) / C of the labels change
+        ("asym", 100, "cifar100", 0.4),  # every class mapped (named departure from JoCoR's code)
+    ],
+)
+@pytest.mark.parametrize("cls", [Coteaching, JoCoR])
+def test_the_forget_rate_defaults_to_the_expected_flip_rate(cls, model, classes, family, expected):
+    ctx = make_ctx(nets=[lookup_net([0] * B), lookup_net([0] * B)])
+    ctx.noise = noise_facts(model, 0.4, classes, family)
+    method = cls(ctx, cls.HParams())
+    assert method.tau == pytest.approx(expected)
+    assert method.diagnostics().assumed_noise_rate == pytest.approx(expected)
+    ctx = make_ctx(nets=[lookup_net([0] * B), lookup_net([0] * B)])
+    ctx.noise = noise_facts(model, 0.4, classes, family)
+    assert cls(ctx, cls.HParams(forget_rate=0.3)).tau == 0.3
 
 
 def test_unknown_noise_rate_needs_an_explicit_forget_rate():

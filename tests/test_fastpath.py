@@ -10,7 +10,7 @@ import torch
 from nlbench.cli import main
 from nlbench.config import EngineOptions
 from nlbench.data.datasets import load_dataset
-from nlbench.data.noise import apply_noise
+from nlbench.data.noise import NoiseFacts, apply_noise
 from nlbench.engine import Engine
 from nlbench.methods.api import get as get_method
 from nlbench.methods.api.plan import EpochPlan
@@ -34,8 +34,7 @@ def first_step_losses(method: str, amp: bool, channels_last: bool) -> dict[str, 
         0,
         torch.device("cpu"),
         EngineOptions(progress=False),
-        noise_rate_hint=0.5,
-        noise_model="sym",
+        noise=NoiseFacts(0.45, False),
     )
     engine.switches["channels_last"] = channels_last
     engine.views.channels_last = channels_last
@@ -130,8 +129,7 @@ def test_views_of_one_kind_are_built_in_one_call_and_differ_per_image(monkeypatc
         0,
         torch.device("cpu"),
         EngineOptions(progress=False),
-        noise_rate_hint=0.5,
-        noise_model="sym",
+        noise=NoiseFacts(0.45, False),
     )
     cls = get_method("ssr")
     method = cls(

@@ -20,7 +20,7 @@ from torchvision import transforms
 
 from nlbench.config import expand, load_suite
 from nlbench.data.datasets import load_dataset
-from nlbench.data.noise import apply_noise
+from nlbench.data.noise import NoiseFacts, apply_noise
 from nlbench.engine import Engine, EngineOptions
 from nlbench.methods.api import get
 from nlbench.methods.api.plan import StreamBatch
@@ -138,7 +138,7 @@ def _constant_image_engine(value: int) -> Engine:
     data = dataclasses.replace(data, x_train=np.full_like(data.x_train, value))
     noisy = apply_noise("sym", data, 0.0, seed=0)
     return Engine(data, noisy, 0, torch.device("cpu"), EngineOptions(progress=False),
-                  noise_rate_hint=0.0, noise_model="sym")  # fmt: skip
+                  noise=NoiseFacts(0.0, False))  # fmt: skip
 
 
 def _torchvision(value: int, *steps: Any) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from nlbench.data.datasets import load_dataset
-from nlbench.data.noise import apply_noise
+from nlbench.data.noise import apply_noise, noise_facts
 from nlbench.engine import Engine, EngineOptions
 from nlbench.methods.api.plan import StreamBatch
 from nlbench.methods.elr import ELR
@@ -26,7 +26,7 @@ def engine(model: str = "pairflip", ratio: float = 0.3, n_train: int = 96) -> En
     data = load_dataset("synthetic", n_train=n_train, n_test=32, num_classes=4, size=8)
     noisy = apply_noise(model, data, ratio, seed=0)
     return Engine(data, noisy, 0, torch.device("cpu"), EngineOptions(progress=False),
-                  noise_rate_hint=ratio, noise_model=model)  # fmt: skip
+                  noise=noise_facts(model, ratio, 4, data.family))  # fmt: skip
 
 
 SMALL = {"network": "mlp", "batch_size": 16, "lr": 0.05}

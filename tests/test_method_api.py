@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from nlbench.cli import main
 from nlbench.data.datasets import load_dataset
-from nlbench.data.noise import apply_noise
+from nlbench.data.noise import NoiseFacts, apply_noise
 from nlbench.engine import Engine, EngineOptions
 from nlbench.engine.loop import run_streams
 from nlbench.methods.api import EpochPlan, Method, MethodHParams, Stream
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny_engine() -> Engine:
     data = load_dataset("synthetic", n_train=64, n_test=32, num_classes=4, size=8)
     return Engine(data, apply_noise("sym", data, 0.2, seed=0), 0, torch.device("cpu"),
-                  EngineOptions(progress=False), noise_rate_hint=0.2, noise_model="sym")  # fmt: skip
+                  EngineOptions(progress=False), noise=NoiseFacts(0.18, False))  # fmt: skip
 
 
 class NetsInContainers(Method):

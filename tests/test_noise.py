@@ -451,3 +451,22 @@ device: cpu
     assert len(err) == 1 and "synthetic | pairflip 0.6: in 4 of 4 classes" in err[0], err
     board = (tmp_path / "reports" / "flip" / "leaderboard.md").read_text()
     assert "⚠ majority flip at 0.6: in 4 of 4 classes" in board and "flip at 0.2" not in board
+
+
+def test_every_model_with_a_ratio_tells_methods_its_expected_flip_rate():
+    """Methods read facts, never a model's name: each ratio-taking model gives its expected flip
+    rate, and the realised rate of a draw agrees with it (sym redraws some labels to their truth)."""
+    from nlbench.data.datasets import load_dataset
+    from nlbench.data.noise import NOISE_MODELS, noise_facts
+
+    data = load_dataset("digits")
+    for name, entry in NOISE_MODELS.items():
+        facts = noise_facts(name, 0.4 if entry.takes_ratio else None, 10, "digits")
+        if not entry.takes_ratio:
+            assert facts.expected_flip_rate is None
+            continue
+        assert facts.class_dependent is not None, name
+        if name in ("instance", "asym_superclass"):
+            continue  # a truncated normal's mean; CIFAR-100's superclasses only
+        realised = apply_noise(name, data, 0.4, seed=0).realised_rate
+        assert realised == pytest.approx(facts.expected_flip_rate, abs=0.04), name

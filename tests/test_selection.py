@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from nlbench.config import expand, suite_from_dict
 from nlbench.data.datasets import load_dataset
-from nlbench.data.noise import apply_noise
+from nlbench.data.noise import NoiseFacts, apply_noise
 from nlbench.data.splits import noisy_validation_split
 from nlbench.engine import Engine, EngineOptions
 from nlbench.errors import ConfigError
@@ -63,7 +63,7 @@ def test_held_out_samples_never_reach_a_train_step_a_feature_pass_or_the_neighbo
     noisy = apply_noise("sym", data, 0.3, seed=0)
     held = noisy_validation_split(noisy.labels, 4, 0.2, seed=0)
     engine = Engine(data, noisy, 0, torch.device("cpu"), EngineOptions(progress=False),
-                    noise_rate_hint=0.3, noise_model="sym", validation=held)  # fmt: skip
+                    noise=NoiseFacts(0.27, False), validation=held)  # fmt: skip
     assert engine.ctx.num_train == 200 - len(held) and len(held) == 40
     built = []
     original = engine.ctx.neighbour_index

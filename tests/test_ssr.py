@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from nlbench.config import Suite, expand, load_suite
+from nlbench.data.noise import NoiseFacts
 from nlbench.engine.sampling import StreamSampler, class_balanced_ids
 from nlbench.errors import ConfigError, DataError
 from nlbench.methods._ssr_command import parse_ssr_command
@@ -53,8 +54,7 @@ def _fake_context(
         image_shape=(1, 4, 4),
         device=torch.device("cpu"),
         noisy_labels=noisy,
-        noise_model="sym",
-        noise_rate_hint=None,
+        noise=NoiseFacts(),
         rng=np.random.default_rng(0),
         generator=torch.Generator().manual_seed(0),
         network=lambda name, **opts: build_network(name, num_classes, 1, 4, **opts),

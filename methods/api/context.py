@@ -14,14 +14,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from nlbench.data.noise import NoiseFacts
+
 
 @dataclass
 class MethodContext:
     """Everything a method may use; built once per run by the engine.
 
-    `noise_rate_hint` is the run's *nominal* noise ratio (None for real-world noise). Methods that
-    the paper lets assume the noise rate is known (Co-teaching's forget rate) read it here, and say
-    so; no other method should. `rng`/`generator` are seeded from the run seed so a run reproduces.
+    `noise` holds what a method may know of the noise (`nlbench.data.noise.NoiseFacts`): the flip
+    rate its model is expected to realise at the nominal ratio (None for real-world noise) and
+    whether flips follow a class map. Methods that the paper lets assume the noise rate is known
+    (Co-teaching's forget rate) read it here, and say so; no method reads a noise model's name. `rng`/`generator` are seeded from the run seed so a run reproduces.
 
     `oracle_transition` is the realised noise's transition matrix (row-normalised clean-by-noisy
     counts): aggregate knowledge of the clean labels, set by the engine only for a method whose
@@ -33,8 +36,7 @@ class MethodContext:
     image_shape: tuple[int, int, int]
     device: torch.device
     noisy_labels: torch.Tensor
-    noise_model: str
-    noise_rate_hint: float | None
+    noise: NoiseFacts
     rng: np.random.Generator
     generator: torch.Generator
     network: Callable[..., nn.Module]

@@ -75,6 +75,8 @@ class Diagnostics:
     labels: torch.Tensor | None = None
     flagged: torch.Tensor | None = None
     transition: torch.Tensor | None = None
+    assumed_noise_rate: float | None = None
+    """The noise rate the method assumed this epoch (Co-teaching's tau), recorded as given."""
 
 
 @dataclass(frozen=True)

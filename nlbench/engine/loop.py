@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from nlbench.data.dataset import Dataset, EvalSet, Images
 from nlbench.data.image_files import class_balanced_subsample
-from nlbench.data.noise import NoisyLabels, realised_transition
+from nlbench.data.noise import NoiseFacts, NoisyLabels, realised_transition
 from nlbench.engine.images import ImageSource, image_source, in_order, take
 from nlbench.engine.sampling import StreamSampler
 from nlbench.errors import ConfigError
@@ -281,8 +281,7 @@ class Engine:
         seed: int,
         device: torch.device,
         options: EngineOptions,
-        noise_rate_hint: float | None,
-        noise_model: str,
+        noise: NoiseFacts | None = None,
         validation: np.ndarray | EvalSet | None = None,
     ) -> None:
         """`validation`: indices of the training samples held out as the noisy validation split
@@ -323,8 +322,7 @@ class Engine:
             image_shape=dataset.image_shape,
             device=device,
             noisy_labels=self.noisy,
-            noise_model=noise_model,
-            noise_rate_hint=noise_rate_hint,
+            noise=noise or NoiseFacts(),
             rng=self.rng,
             generator=self.method_gen,
             network=functools.partial(
@@ -584,6 +582,8 @@ class Engine:
                         if self.dataset.clean_train
                         else {}
                     )
+                    if found is not None and found.assumed_noise_rate is not None:
+                        diag["assumed_noise_rate"] = round(float(found.assumed_noise_rate), 6)
                     if found is not None and found.transition is not None:
                         estimates["transition"] = found.transition.float().cpu().tolist()
                     method.end_epoch(epoch)
