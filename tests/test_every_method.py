@@ -1,0 +1,70 @@
+"""Every registered method trains a few epochs through the harness and resumes bit-identically
+from a checkpoint, whatever its stages, passes and state (tiny synthetic data, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlbench.config import expand, suite_from_dict
+from nlbench.methods.api import available, get
+from nlbench.runner import run_sweep
+from nlbench.store import Store
+
+EPOCHS = {"confident_learning": 6, "dividemix": 3, "forward": 2}
+"""Enough epochs to cross a stage or a pass boundary: CL's five folds and its retrained network,
+DivideMix's warm-up and a co-divided epoch, forward's two stages."""
+OVERRIDES = {
+    "dividemix": {"warm_up": 1, "milestones": [2], "batch_size": 16},
+    "ssr": {"k": 5, "batch_size": 32},
+    "coteaching_plus": {"init_epoch": 1},
+}
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: not an Exception, so nothing on the way up records it as a failure."""
+
+
+@pytest.mark.parametrize("name", sorted(available()))
+def test_every_method_trains_and_resumes_from_a_checkpoint_identically(name, tmp_path, monkeypatch):
+    epochs = EPOCHS.get(name, 2)
+    raw = {
+        "name": "every",
+        "datasets": [
+            {
+                "name": "synthetic",
+                "options": {"n_train": 160, "n_test": 40, "num_classes": 4, "size": 8},
+            }
+        ],  # fmt: skip
+        "noise": [{"model": "sym", "ratios": [0.4]}],
+        "seeds": [0],
+        "common": {"network": "mlp", "batch_size": 32},
+        "methods": [{"name": name, "hparams": {"epochs": epochs, **OVERRIDES.get(name, {})}}],
+        "engine": {"progress": False, "checkpoint_every": 1},
+    }
+    suite = suite_from_dict(raw, "every.yaml")
+    specs = expand(suite)
+    whole, cut = Store(tmp_path / "whole"), Store(tmp_path / "cut")
+    run_sweep(suite, specs, whole, device_name="cpu")
+    (straight,) = whole.load()[0]
+    assert straight.ok, straight.failure
+
+    cls = get(name)
+    real = cls.begin_epoch
+
+    def killed_before_the_last_epoch(self, epoch):
+        if epoch == epochs - 1:
+            raise _Killed
+        return real(self, epoch)
+
+    monkeypatch.setattr(cls, "begin_epoch", killed_before_the_last_epoch)
+    with pytest.raises(_Killed):
+        run_sweep(suite, specs, cut, device_name="cpu")
+    monkeypatch.setattr(cls, "begin_epoch", real)
+    run_sweep(suite, specs, cut, device_name="cpu")
+    (resumed,) = cut.load()[0]
+    assert resumed.resumed_from_epoch == epochs - 1
+    timing = {"seconds", "images_per_second"}
+    assert [e.model_dump(exclude=timing) for e in resumed.epochs] == [
+        e.model_dump(exclude=timing) for e in straight.epochs
+    ]
+    assert resumed.final == straight.final
