@@ -197,26 +197,27 @@ class DivideMix(Method):
         self.entropy_penalty = bool(ctx.noise.class_dependent) if penalty is None else penalty
 
     def begin_epoch(self, epoch: int) -> EpochPlan:
+        """Two passes an epoch, each tagged (its kind, the network it trains): the warm-up of
+        network 1 then network 2, or, after the co-divide, MixMatch on each network's split."""
         self.epoch = epoch
         self._steps_done = [0, 0]
         if epoch < self.hp.warm_up:
             passes = [self._warmup_pass(k) for k in range(2)]
-            phase = "warmup"
         else:
             self._split()
             passes = [self._mixmatch_pass(k) for k in range(2)]
-            phase = "train"
         passes[0].followed_by = passes[1]
-        passes[0].phase = phase
         return passes[0]
 
     def _warmup_pass(self, k: int) -> EpochPlan:
         stream = Stream(self.ctx.train_indices, self.ctx.noisy_labels, views=("weak",),
                         batch_size=self.hp.warmup_batch_size)  # fmt: skip
-        return EpochPlan(streams={f"warmup_{k}": stream})
+        return EpochPlan(streams={"all": stream}, phase="warmup", tag=("warmup", k))
 
     def _mixmatch_pass(self, k: int) -> EpochPlan:
-        """Network k trains on the split of its peer's clean probabilities (l.264-268)."""
+        """Network k trains on the split of its peer's clean probabilities (l.264-268); the
+        labelled stream sets the pass's length, as the official loop runs over the labelled
+        loader and cycles the unlabelled one."""
         keep = self.clean_prob[1 - k] > self.hp.p_threshold
         labelled = keep.nonzero().squeeze(1)
         unlabelled = (~keep).nonzero().squeeze(1)
@@ -228,11 +229,11 @@ class DivideMix(Method):
         views, size = ("weak", "weak"), self.hp.batch_size
         return EpochPlan(
             streams={
-                f"labelled_{k}": Stream(labelled, self.ctx.noisy_labels, views, batch_size=size),
-                f"unlabelled_{k}": Stream(
-                    unlabelled, self.ctx.noisy_labels, views, batch_size=size
-                ),  # fmt: skip
-            }
+                "labelled": Stream(labelled, self.ctx.noisy_labels, views, batch_size=size),
+                "unlabelled": Stream(unlabelled, self.ctx.noisy_labels, views, batch_size=size),
+            },
+            tag=("mixmatch", k),
+            length_from="labelled",
         )
 
     @torch.no_grad()
@@ -255,17 +256,16 @@ class DivideMix(Method):
             prob = clean_probability(history, seed, normalise=False)
             self.clean_prob[k] = torch.from_numpy(prob).to(self.clean_prob)
 
-    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        name = next(iter(batch))
-        k = int(name[-1])
+    def train_step(self, batch: Batch, tag: tuple[str, int]) -> dict[str, torch.Tensor]:
+        kind, k = tag
         net, optimizer = self.nets[k], self.optimizers[k]
-        if name.startswith("warmup"):
-            part = batch[name]
+        if kind == "warmup":
+            part = batch["all"]
             with self.autocast():
                 loss = warmup_loss(net(part.views[0]).float(), part.labels, self.entropy_penalty)
             self.step(loss, optimizer)
             return {f"warmup_loss_{k + 1}": loss.detach()}
-        return self._mixmatch_step(k, batch[f"labelled_{k}"], batch[f"unlabelled_{k}"])
+        return self._mixmatch_step(k, batch["labelled"], batch["unlabelled"])
 
     def _mixmatch_step(self, k: int, lab, unl) -> dict[str, torch.Tensor]:
         net, peer = self.nets[k], self.nets[1 - k]

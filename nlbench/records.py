@@ -69,6 +69,8 @@ class EpochLog(_Strict):
 
     epoch: int
     phase: str = "train"
+    pass_phases: list[str] = Field(default_factory=list)
+    """The phase of each pass of an epoch of several (`EpochPlan.followed_by`), in order."""
     interim: bool = False
     """An epoch of a network that is not the method's final one (a stage's); never selected."""
     losses: dict[str, float]

@@ -171,6 +171,7 @@ def test_dividemix_warms_up_both_networks_then_trains_each_on_its_peers_split():
     hp = {**SMALL, "epochs": 3, "warm_up": 1, "batch_size": 16, "warmup_batch_size": 32}
     fit = eng.fit(DivideMix, hp)
     assert [e["phase"] for e in fit.epochs] == ["warmup", "train", "train"]
+    assert [e["pass_phases"] for e in fit.epochs] == [["warmup"] * 2, ["train"] * 2, ["train"] * 2]
     assert set(fit.epochs[0]["losses"]) == {"warmup_loss_1", "warmup_loss_2"}
     assert set(fit.epochs[1]["losses"]) == {"loss_x_1", "loss_u_1", "loss_x_2", "loss_u_2"}
     assert fit.epochs[0]["diagnostics"] == {}
@@ -179,9 +180,10 @@ def test_dividemix_warms_up_both_networks_then_trains_each_on_its_peers_split():
     method.begin_epoch(0)
     plan = method.begin_epoch(1)
     first, second = plan.passes()
-    assert set(first.streams) == {"labelled_0", "unlabelled_0"}
-    assert set(second.streams) == {"labelled_1", "unlabelled_1"}
-    labelled_0 = set(first.streams["labelled_0"].indices.tolist())
+    assert (first.tag, second.tag) == (("mixmatch", 0), ("mixmatch", 1))
+    assert set(first.streams) == set(second.streams) == {"labelled", "unlabelled"}
+    assert first.length_from == second.length_from == "labelled"
+    labelled_0 = set(first.streams["labelled"].indices.tolist())
     assert labelled_0 == set((method.clean_prob[1] > 0.5).nonzero().squeeze(1).tolist())
 
 

@@ -163,3 +163,64 @@ def test_a_single_network_method_without_a_loss_or_a_step_is_refused_where_it_is
 
         class Lossless(SingleNetwork):
             pass
+
+
+class TwoTaggedPasses(Method):
+    """A two-network, two-pass method written on the API alone: each pass is tagged with the
+    network it trains, the second has two streams and names the one that sets its length."""
+
+    class HParams(MethodHParams):
+        epochs: int = 2
+        network: str = "mlp"
+
+    def __init__(self, ctx, hp):
+        super().__init__(ctx, hp)
+        self.nets = [self.build_network(), self.build_network()]
+        self.optimizers = [torch.optim.SGD(net.parameters(), lr=0.1) for net in self.nets]
+        self.seen: list[tuple[int, tuple[str, ...], int]] = []
+
+    def begin_epoch(self, epoch):
+        ids, labels = self.ctx.train_indices, self.ctx.noisy_labels
+        first = EpochPlan({"all": Stream(ids, labels, batch_size=16)}, phase="warmup", tag=0)
+        first.followed_by = EpochPlan(
+            {
+                "few": Stream(ids[:8], labels, batch_size=4),
+                "many": Stream(ids, labels, batch_size=8),
+            },
+            tag=1,
+            length_from="many",
+        )
+        return first
+
+    def train_step(self, batch, tag):
+        part = next(iter(batch.values()))
+        self.seen.append((tag, tuple(batch), len(part.indices)))
+        loss = F.cross_entropy(self.nets[tag](part.views[0]), part.labels)
+        self.step(loss, self.optimizers[tag])
+        return {f"loss_{tag}": loss.detach()}
+
+    def predict(self, images):
+        return self.nets[0](images)
+
+
+def test_passes_hand_their_tag_to_train_step_and_the_named_stream_sets_the_length():
+    engine = tiny_engine()
+    method = TwoTaggedPasses(engine.ctx, TwoTaggedPasses.HParams())
+    losses, _ = engine._train_epoch(method, method.begin_epoch(0))
+    # pass 0: 64 // 16 = 4 steps of "all"; pass 1: 64 // 8 = 8 steps, set by "many", not "few"
+    assert [(tag, streams) for tag, streams, _ in method.seen] == [(0, ("all",))] * 4 + [
+        (1, ("few", "many"))
+    ] * 8
+    assert set(losses) == {"loss_0", "loss_1"}
+    fit = tiny_engine().fit(TwoTaggedPasses, {})
+    assert [e["pass_phases"] for e in fit.epochs] == [["warmup", "train"]] * 2
+
+
+def test_a_plan_of_several_streams_names_the_one_that_sets_its_length():
+    ids, labels = torch.arange(8), torch.zeros(8, dtype=torch.long)
+    streams = {"a": Stream(ids, labels), "b": Stream(ids, labels)}
+    with pytest.raises(ValueError, match="length_from"):
+        EpochPlan(streams)
+    with pytest.raises(ValueError, match="names no stream"):
+        EpochPlan(streams, length_from="c")
+    assert EpochPlan(streams, steps=3).steps == 3

@@ -270,5 +270,5 @@ def test_dividemix_splits_at_p_threshold_in_float64():
     method = DivideMix(eng.ctx, DivideMix.HParams(**SMALL, p_threshold=0.6))
     method.clean_prob[1] = torch.tensor(0.6 + 1e-9, dtype=torch.float64)
     method.clean_prob[1, :32] = 0.5
-    labelled = method._mixmatch_pass(0).streams["labelled_0"].indices
+    labelled = method._mixmatch_pass(0).streams["labelled"].indices
     assert labelled.tolist() == list(range(32, 64))

@@ -118,7 +118,10 @@ class Method(ABC):
 
     @abstractmethod
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One optimiser step on one batch; returns detached losses (the engine averages them)."""
+        """One optimiser step on one batch; returns detached losses (the engine averages them).
+
+        A method whose plans tag their passes (`EpochPlan.tag`) takes the tag as a second
+        argument: `train_step(self, batch, tag)`."""
 
     @abstractmethod
     def predict(self, images: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ batches on the device, so every method gets the same sampling and augmentation m
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -39,7 +40,9 @@ class Stream:
 class EpochPlan:
     """The streams of one epoch and how many steps it lasts.
 
-    `steps=None` means one pass over the first stream (len // batch_size, at least 1). `phase`
+    `steps=None` means one pass over the stream `length_from` names (len // batch_size, at least
+    1); a plan of one stream may leave it out, a plan of several must name it (dict order is no
+    reason for one stream to set the length). `phase`
     names the stage of a method whose training has stages (forward correction first trains the
     network that estimates T, then the corrected one); the engine records it with the epoch.
     `interim` marks an epoch that trains a network other than the method's final one (forward
@@ -47,7 +50,10 @@ class EpochPlan:
     recorded but no epoch-selection rule (best, noisy-validation, last 10) may pick it.
     `followed_by` is a second pass in the same epoch, run after this one's steps with its own
     streams (DivideMix trains network 1 for a pass on its split, then network 2 on the other);
-    the batches a step gets name the streams of the pass they come from.
+    the batches a step gets name the streams of the pass they come from. `tag` tells the method
+    which pass a batch belongs to: the engine hands it to `train_step(batch, tag)` as its second
+    argument (a plan without a tag calls `train_step(batch)`), so no method parses stream names.
+    The record keeps the phase of every pass of the epoch.
     """
 
     streams: dict[str, Stream]
@@ -55,6 +61,17 @@ class EpochPlan:
     phase: str = "train"
     interim: bool = False
     followed_by: EpochPlan | None = None
+    tag: Hashable | None = None
+    length_from: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.length_from is None and len(self.streams) > 1:
+            raise ValueError(
+                f"a plan of {len(self.streams)} streams ({', '.join(self.streams)}) needs `steps` "
+                "or `length_from` naming the stream whose pass sets its length"
+            )
+        if self.length_from is not None and self.length_from not in self.streams:
+            raise ValueError(f"length_from '{self.length_from}' names no stream of the plan")
 
     def passes(self) -> list[EpochPlan]:
         """This plan and every plan that follows it, in order."""

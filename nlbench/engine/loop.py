@@ -439,7 +439,8 @@ class Engine:
             name: StreamSampler(s, self.dataset.num_classes, self.sample_gen)
             for name, s in plan.streams.items()
         }
-        steps = plan.steps or next(iter(samplers.values())).batches_per_pass
+        sets_length = plan.length_from or next(iter(samplers))
+        steps = plan.steps or samplers[sets_length].batches_per_pass
         # Every step's ids are drawn before the first step (the sampler's stream is its own, so
         # the ids are the same as drawn step by step); a streamed source decodes them ahead.
         drawn = [{name: s.next_ids() for name, s in samplers.items()} for _ in range(steps)]
@@ -454,7 +455,9 @@ class Engine:
                 for name in plan.streams
             }
             seen += sum(len(ids[name]) * len(views[name]) for name in plan.streams)
-            losses = method.train_step(batch)
+            losses = (
+                method.train_step(batch) if plan.tag is None else method.train_step(batch, plan.tag)
+            )
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0) + value.detach().float()
                 counts[key] = counts.get(key, 0) + 1
@@ -595,6 +598,11 @@ class Engine:
                     {
                         "epoch": epoch,
                         "phase": plan.phase,
+                        **(
+                            {"pass_phases": [p.phase for p in plan.passes()]}
+                            if plan.followed_by is not None
+                            else {}
+                        ),  # fmt: skip
                         **({"interim": True} if plan.interim else {}),
                         "losses": {k: round(v, 6) for k, v in losses.items()},
                         "test_acc": acc,
