@@ -14,14 +14,12 @@ from pydantic import Field, model_validator
 from sklearn.model_selection import StratifiedKFold
 
 from nlbench.methods.api import (
-    Batch,
     Choice,
     Diagnostics,
-    EpochPlan,
     MethodContext,
-    SingleNetwork,
     SingleNetworkHParams,
-    Stream,
+    Stage,
+    StagedNetworks,
     register,
 )
 from nlbench.methods.api.search import Distribution
@@ -51,7 +49,7 @@ def estimated_transition(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarr
 
 
 @register("confident_learning")
-class ConfidentLearning(SingleNetwork):
+class ConfidentLearning(StagedNetworks):
     """Confident Learning: K-fold out-of-sample probabilities, `cleanlab` prunes, CE retrains.
 
     Stages, each `epochs / (folds + 1)` long (the last one takes the remainder): fold k trains a
@@ -102,18 +100,11 @@ class ConfidentLearning(SingleNetwork):
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)
-        self.stage_epochs = hp.epochs // (hp.folds + 1)
-        final_epochs = hp.epochs - hp.folds * self.stage_epochs
-        # the base's network is the retrained one; every stage gets its own optimiser and schedule
-        self.nets = [self.build_network() for _ in range(hp.folds)] + [self.net]
-        del self.net, self.optimizer, self.schedule
-        self.optimizers, self.schedules = [], []
-        for k, net in enumerate(self.nets):
-            optimizer, schedule = self.optimise(
-                net, final_epochs if k == hp.folds else self.stage_epochs
-            )
-            self.optimizers.append(optimizer)
-            self.schedules.append(schedule)
+        stage_epochs = hp.epochs // (hp.folds + 1)
+        retrained = self.build_network()  # built first, as before stages were a part of the API
+        for k in range(hp.folds):
+            self.add_stage(f"fold_{k + 1}", stage_epochs, interim=True)
+        self.add_stage("retrain", hp.epochs - hp.folds * stage_epochs, net=retrained)
         labels = ctx.noisy_labels.cpu().numpy()
         split = StratifiedKFold(hp.folds, shuffle=True, random_state=int(ctx.rng.integers(2**31)))
         self.fold = torch.empty(ctx.num_train, dtype=torch.long)
@@ -123,33 +114,25 @@ class ConfidentLearning(SingleNetwork):
         self.pred_probs = torch.zeros(ctx.num_train, ctx.num_classes, device=ctx.device)
         self.keep: torch.Tensor | None = None
         self.transition: torch.Tensor | None = None
-        self.stage = 0
 
-    def begin_epoch(self, epoch: int) -> EpochPlan:
-        stage = min(epoch // self.stage_epochs, self.hp.folds)
-        while self.stage < stage:  # a fold's network is done: predict its held-out fold
-            self._predict_fold(self.stage)
-            self.stage += 1
-        if stage == self.hp.folds and self.keep is None:
-            self._prune()
-        ids = (
-            self.keep.nonzero().squeeze(1)
-            if stage == self.hp.folds
-            else (self.fold != stage).nonzero().squeeze(1)
-        )
-        stream = Stream(ids, self.ctx.noisy_labels, views=(self.hp.view,),
-                        batch_size=self.hp.batch_size)  # fmt: skip
-        phase = "retrain" if stage == self.hp.folds else f"fold_{stage + 1}"
-        return EpochPlan(streams={"all": stream}, phase=phase, interim=stage < self.hp.folds)
+    def stage_samples(self, stage: Stage) -> torch.Tensor:
+        """A fold network trains on every other fold; the last network on what cleanlab kept."""
+        if self.current == self.hp.folds:
+            return self.keep.nonzero().squeeze(1)
+        return (self.fold != self.current).nonzero().squeeze(1)
 
     @torch.no_grad()
-    def _predict_fold(self, k: int) -> None:
-        net = self.nets[k]
-        net.eval()
-        probs = self.ctx.features(lambda x: net(x).float().softmax(dim=1), view=self.hp.fold_view)
-        net.train()
-        held_out = self.fold == k
+    def finish_stage(self, stage: Stage) -> None:
+        """A fold's network is done: it predicts its held-out fold; after the last fold,
+        cleanlab flags the issues."""
+        stage.net.eval()
+        probs = self.ctx.features(lambda x: stage.net(x).float().softmax(dim=1),
+                                  view=self.hp.fold_view)  # fmt: skip
+        stage.net.train()
+        held_out = self.fold == self.current
         self.pred_probs[held_out] = probs[held_out]
+        if self.current == self.hp.folds - 1:
+            self._prune()
 
     def _prune(self) -> None:
         labels = self.ctx.noisy_labels.cpu().numpy()
@@ -162,24 +145,8 @@ class ConfidentLearning(SingleNetwork):
             )
         self.transition = torch.from_numpy(estimated_transition(labels, probs)).float()
 
-    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        part = batch["all"]
-        net = self.nets[self.stage]
-        with self.autocast():
-            loss = self.loss(net(part.views[0]), part.labels, part.indices)
-        self.step(loss, self.optimizers[self.stage], self.hp.clip_norm)
-        return {"loss": loss.detach()}
-
-    def loss(
-        self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
-    ) -> torch.Tensor:
-        return F.cross_entropy(logits, labels)
-
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        return self.nets[self.stage](images)
-
-    def end_epoch(self, epoch: int) -> None:
-        self.schedules[self.stage].step()
+    def stage_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels)
 
     def diagnostics(self) -> Diagnostics | None:
         if self.keep is None:
@@ -187,9 +154,10 @@ class ConfidentLearning(SingleNetwork):
         return Diagnostics(selected=self.keep, flagged=~self.keep, transition=self.transition)
 
     def extra_state(self) -> dict[str, Any]:
-        return {"fold": self.fold, "pred_probs": self.pred_probs, "keep": self.keep,
-                "transition": self.transition, "stage": self.stage}  # fmt: skip
+        return {**super().extra_state(), "fold": self.fold, "pred_probs": self.pred_probs,
+                "keep": self.keep, "transition": self.transition}  # fmt: skip
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
         self.fold, self.pred_probs = state["fold"], state["pred_probs"]
-        self.keep, self.transition, self.stage = state["keep"], state["transition"], state["stage"]
+        self.keep, self.transition = state["keep"], state["transition"]

@@ -13,12 +13,11 @@ from pydantic import Field, model_validator
 
 from nlbench.methods._patrini import PatriniRecipe
 from nlbench.methods.api import (
-    Batch,
     Choice,
     Diagnostics,
-    EpochPlan,
     MethodContext,
-    SingleNetwork,
+    Stage,
+    StagedNetworks,
     register,
 )
 from nlbench.methods.api.search import Distribution
@@ -57,7 +56,7 @@ def forward_loss(
 
 
 @register("forward")
-class ForwardCorrection(SingleNetwork):
+class ForwardCorrection(StagedNetworks):
     """Forward correction in two stages, each `epochs / 2` long by default.
 
     Stage `estimate`: a network trained with CE on the noisy labels (the recipe below); at its
@@ -109,66 +108,36 @@ class ForwardCorrection(SingleNetwork):
 
     def __init__(self, ctx: MethodContext, hp: HParams) -> None:
         super().__init__(ctx, hp)
-        # the base built `net` (the corrected network); the estimator is a second, fresh one
-        stages = hp.epochs - hp.estimate_epochs
-        self.optimizer, self.schedule = self.optimise(self.net, stages)
-        self.estimator = self.build_network()
-        self.estimator_optimizer, self.estimator_schedule = self.optimise(
-            self.estimator, max(1, hp.estimate_epochs)
-        )
+        corrected = self.build_network()  # built first, as before stages were a part of the API
+        if hp.estimate_epochs:
+            self.add_stage("estimate", hp.estimate_epochs, interim=True)
+        self.add_stage("correct", hp.epochs - hp.estimate_epochs, net=corrected)
         self.transition: torch.Tensor | None = (
             ctx.oracle_transition.to(ctx.device).float() if hp.true_transition else None
         )
-        self.estimating = hp.estimate_epochs > 0
 
-    def begin_epoch(self, epoch: int) -> EpochPlan:
-        self.estimating = epoch < self.hp.estimate_epochs
-        if not self.estimating and self.transition is None:
-            self.transition = self._estimate()
-        plan = super().begin_epoch(epoch)
-        plan.phase = "estimate" if self.estimating else "correct"
-        plan.interim = self.estimating
-        return plan
-
-    @torch.no_grad()
-    def _estimate(self) -> torch.Tensor:
-        self.estimator.eval()
-        probs = self.ctx.features(lambda x: self.estimator(x).float().softmax(dim=1), view="none")
-        self.estimator.train()
+    def finish_stage(self, stage: Stage) -> None:
+        """The estimating network is done: T_hat from its softmax on every un-augmented
+        training image."""
+        stage.net.eval()
+        with torch.no_grad():
+            probs = self.ctx.features(lambda x: stage.net(x).float().softmax(dim=1), view="none")
+        stage.net.train()
         t_hat = estimate_transition(probs.cpu().numpy(), self.hp.filter_outlier, self.hp.percentile)
-        return torch.from_numpy(t_hat).float().to(self.ctx.device)
+        self.transition = torch.from_numpy(t_hat).float().to(self.ctx.device)
 
-    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        part = batch["all"]
-        net, optimizer = (
-            (self.estimator, self.estimator_optimizer)
-            if self.estimating
-            else (self.net, self.optimizer)
-        )
-        with self.autocast():
-            logits = net(part.views[0])
-        loss = self.loss(logits, part.labels, part.indices)  # p @ T in fp32, not under autocast
-        self.step(loss, optimizer, self.hp.clip_norm)
-        return {"loss": loss.detach()}
-
-    def loss(
-        self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
-    ) -> torch.Tensor:
-        if self.estimating:
+    def stage_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """CE while estimating; through T_hat after (p @ T in fp32, not under autocast)."""
+        if self.stage.name == "estimate":
             return F.cross_entropy(logits.float(), labels)
         return forward_loss(logits.float().softmax(dim=1), labels, self.transition)
-
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        return (self.estimator if self.estimating else self.net)(images)
-
-    def end_epoch(self, epoch: int) -> None:
-        (self.estimator_schedule if self.estimating else self.schedule).step()
 
     def diagnostics(self) -> Diagnostics | None:
         return None if self.transition is None else Diagnostics(transition=self.transition)
 
     def extra_state(self) -> dict[str, Any]:
-        return {"transition": self.transition}
+        return {**super().extra_state(), "transition": self.transition}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
         self.transition = state.get("transition")

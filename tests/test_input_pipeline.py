@@ -206,5 +206,5 @@ def test_confident_learning_predicts_each_fold_on_its_fold_view(fold_view):
     views: list[str] = []
     features = eng.ctx.features
     eng.ctx.features = lambda fn, view="weak", **kw: views.append(view) or features(fn, view, **kw)
-    method._predict_fold(0)
+    method.finish_stage(method.stage)
     assert views == [fold_view]

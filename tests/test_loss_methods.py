@@ -48,20 +48,25 @@ def test_forward_stages_have_their_own_networks_and_schedules():
     eng = engine()
     hp = ForwardCorrection.HParams(**SMALL, epochs=4, schedule="multistep", milestones=(1,))
     method = ForwardCorrection(eng.ctx, hp)
-    assert method.estimator is not method.net
-    assert not torch.equal(method.estimator.classifier.weight, method.net.classifier.weight)
+    estimate, correct = method.stages
+    assert (estimate.name, estimate.interim, correct.name, correct.interim) == (
+        "estimate", True, "correct", False)  # fmt: skip
+    assert estimate.net is not correct.net
+    assert not torch.equal(estimate.net.classifier.weight, correct.net.classifier.weight)
     for epoch in range(2):
         method.begin_epoch(epoch)
         method.end_epoch(epoch)
-    assert method.estimator_optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
-    assert method.optimizer.param_groups[0]["lr"] == 0.05  # stage 2's schedule has not started
+    assert estimate.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+    assert correct.optimizer.param_groups[0]["lr"] == 0.05  # stage 2's schedule has not started
     assert method.transition is None
     plan = method.begin_epoch(2)
-    assert plan.phase == "correct" and method.transition is not None
+    assert plan.phase == "correct" and not plan.interim and method.transition is not None
+    assert method.predict is not None and method.stage is correct
     state = method.state_dict()
     fresh = ForwardCorrection(eng.ctx, hp)
     fresh.load_state_dict(state)
     assert torch.equal(fresh.transition, method.transition)  # a resumed stage 2 keeps its T
+    assert fresh.stage is fresh.stages[1]  # and its stage
 
 
 def test_forward_with_the_true_transition_is_an_oracle_with_one_stage():

@@ -12,6 +12,7 @@ from nlbench.methods.api.plan import Batch, EpochPlan, Stream, StreamBatch
 from nlbench.methods.api.registry import available, commands, get, register
 from nlbench.methods.api.search import Choice, LogUniform, Uniform
 from nlbench.methods.api.single_network import SingleNetwork, SingleNetworkHParams
+from nlbench.methods.api.stages import Stage, StagedNetworks
 
 __all__ = [
     "Batch",
@@ -25,6 +26,8 @@ __all__ = [
     "MethodHParams",
     "SingleNetwork",
     "SingleNetworkHParams",
+    "Stage",
+    "StagedNetworks",
     "Stream",
     "StreamBatch",
     "Uniform",

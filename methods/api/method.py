@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -200,12 +200,15 @@ class Method(ABC):
 
 
 def _walk(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(path, value) for every attribute, descending into lists, tuples and dicts (not modules)."""
+    """(path, value) for every attribute, descending into lists, tuples, dicts and dataclasses
+    (a `Stage`), not into modules."""
     for key, value in tree.items():
         if key == "ctx":
             continue
         path = f"{prefix}{key}"
-        if isinstance(value, (list, tuple)):
+        if is_dataclass(value) and not isinstance(value, type):
+            yield from _walk({f.name: getattr(value, f.name) for f in fields(value)}, f"{path}.")
+        elif isinstance(value, (list, tuple)):
             yield from _walk({str(i): v for i, v in enumerate(value)}, f"{path}.")
         elif isinstance(value, dict):
             yield from _walk({str(k): v for k, v in value.items()}, f"{path}.")

@@ -67,6 +67,27 @@ def capped_steps(stream: Stream, num_iter_per_epoch: int | None) -> int:
     return steps if num_iter_per_epoch is None else min(steps, num_iter_per_epoch + 1)
 
 
+def recipe_optimiser(
+    net: torch.nn.Module, hp: SingleNetworkHParams, epochs: int
+) -> tuple[torch.optim.Optimizer, LRScheduler]:
+    """The recipe's optimiser and LR schedule over `epochs` for `net`'s parameters: the one
+    construction every network of a single-network recipe (or of a stage) goes through."""
+    optimizer = make_optimizer(
+        net.parameters(), hp.optimizer, hp.lr, hp.momentum, hp.weight_decay, hp.nesterov
+    )
+    schedule = make_schedule(
+        optimizer,
+        hp.schedule,
+        epochs,
+        hp.eta_min_ratio,
+        milestones=hp.milestones,
+        decay_start=hp.decay_start,
+        gamma=hp.gamma,
+        restart_period=hp.restart_period,
+    )
+    return optimizer, schedule
+
+
 class SingleNetwork(Method):
     """Trains `net` on all noisy labels with `loss(logits, labels, indices)` each step."""
 
@@ -82,21 +103,7 @@ class SingleNetwork(Method):
         self, net: torch.nn.Module, epochs: int
     ) -> tuple[torch.optim.Optimizer, LRScheduler]:
         """The recipe's optimiser and LR schedule over `epochs` for `net`'s parameters."""
-        hp = self.hp
-        optimizer = make_optimizer(
-            net.parameters(), hp.optimizer, hp.lr, hp.momentum, hp.weight_decay, hp.nesterov
-        )
-        schedule = make_schedule(
-            optimizer,
-            hp.schedule,
-            epochs,
-            hp.eta_min_ratio,
-            milestones=hp.milestones,
-            decay_start=hp.decay_start,
-            gamma=hp.gamma,
-            restart_period=hp.restart_period,
-        )
-        return optimizer, schedule
+        return recipe_optimiser(net, self.hp, epochs)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         """A subclass writes `loss(logits, labels, indices) -> scalar` (the samples' train-set ids
