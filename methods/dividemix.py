@@ -24,6 +24,15 @@ from nlbench.methods.api import (
     register,
 )
 from nlbench.methods.api.search import Distribution
+from nlbench.methods.toolkit.mixing import (
+    co_guess,
+    linear_rampup,
+    mix,
+    mix_pairing,
+    mixup_lambda,
+    sharpen,
+    soft_cross_entropy,
+)
 from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
 
 
@@ -55,12 +64,6 @@ def clean_probability(
     return gmm.predict_proba(column)[:, gmm.means_.argmin()]
 
 
-def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
-    """p^(1/T), rows renormalised."""
-    p = p.pow(1 / temperature)
-    return p / p.sum(dim=1, keepdim=True)
-
-
 def refine_labels(
     logits_x1: torch.Tensor,
     logits_x2: torch.Tensor,
@@ -74,24 +77,13 @@ def refine_labels(
     return sharpen(w_x[:, None] * onehot + (1 - w_x[:, None]) * px, temperature)
 
 
-def co_guess(unlabelled_logits: list[torch.Tensor], temperature: float) -> torch.Tensor:
-    """Co-guessing (l.66-73): sharpen the mean softmax of both networks on both views."""
-    return sharpen(sum(z.softmax(dim=1) for z in unlabelled_logits) / len(unlabelled_logits),
-                   temperature)  # fmt: skip
-
-
-def linear_rampup(current: float, warm_up: int, lambda_u: float, length: int = 16) -> float:
-    """lambda_u * clip((current - warm_up) / 16, 0, 1) (l.192-194)."""
-    return lambda_u * float(np.clip((current - warm_up) / length, 0.0, 1.0))
-
-
 def mixmatch_loss(
     logits: torch.Tensor, mixed_target: torch.Tensor, labelled: int, lamb: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, Lx, Lu) on the mixed batch (l.101-117, SemiLoss l.196-203): soft CE on the first
     `labelled` rows, squared error of the probabilities on the rest, weight `lamb`, plus the
     uniform-prior penalty sum_k (1/C) log((1/C) / mean_batch p_k)."""
-    lx = -(F.log_softmax(logits[:labelled], dim=1) * mixed_target[:labelled]).sum(dim=1).mean()
+    lx = soft_cross_entropy(logits[:labelled], mixed_target[:labelled])
     lu = (logits[labelled:].softmax(dim=1) - mixed_target[labelled:]).pow(2).mean()
     prior = torch.full((logits.shape[1],), 1 / logits.shape[1], dtype=logits.dtype,
                        device=logits.device)  # fmt: skip
@@ -279,13 +271,11 @@ class DivideMix(Method):
             targets_u = co_guess(guesses, hp.temperature)
             targets_x = refine_labels(net(lab.views[0]).float(), net(lab.views[1]).float(),
                                       onehot, w_x, hp.temperature)  # fmt: skip
-        lam = float(self.ctx.rng.beta(hp.alpha, hp.alpha))
-        lam = max(lam, 1 - lam)
+        lam = mixup_lambda(self.ctx.rng, hp.alpha, at_least_half=True)
         inputs = torch.cat([lab.views[0], lab.views[1], unl.views[0], unl.views[1]])
         targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
-        perm = torch.randperm(len(inputs), generator=self.ctx.generator).to(inputs.device)
-        mixed_input = lam * inputs + (1 - lam) * inputs[perm]
-        mixed_target = lam * targets + (1 - lam) * targets[perm]
+        perm = mix_pairing(len(inputs), self.ctx.generator, inputs.device)
+        mixed_input, mixed_target = mix(inputs, lam, perm), mix(targets, lam, perm)
         step = self._steps_done[k]
         lamb = linear_rampup(self.epoch + step / self.num_iter[k], hp.warm_up, hp.lambda_u)
         with self.autocast():

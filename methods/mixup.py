@@ -11,12 +11,8 @@ from pydantic import Field
 
 from nlbench.methods.api import Batch, Choice, SingleNetwork, SingleNetworkHParams, register
 from nlbench.methods.api.search import Distribution
+from nlbench.methods.toolkit.mixing import mix, mix_pairing, mixup_lambda
 from nlbench.methods.toolkit.optim import ScheduleName
-
-
-def mix(images: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
-    """x~ = lam x + (1 - lam) x[perm]: each image mixed with its partner in the permutation."""
-    return lam * images + (1 - lam) * images[perm]
 
 
 def mixup_loss(
@@ -60,8 +56,8 @@ class MixUp(SingleNetwork):
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         part = batch["all"]
-        lam = float(self.ctx.rng.beta(self.hp.alpha, self.hp.alpha)) if self.hp.alpha > 0 else 1.0
-        perm = torch.randperm(len(part.labels), generator=self.ctx.generator).to(self.ctx.device)
+        lam = mixup_lambda(self.ctx.rng, self.hp.alpha)
+        perm = mix_pairing(len(part.labels), self.ctx.generator, self.ctx.device)
         with self.autocast():
             logits = self.net(mix(part.views[0], lam, perm))
             loss = mixup_loss(logits.float(), part.labels, lam, perm)

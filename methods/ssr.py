@@ -41,6 +41,7 @@ from nlbench.methods.api import (
 )
 from nlbench.methods.api.search import Distribution
 from nlbench.methods.toolkit.feature_net import normal_init
+from nlbench.methods.toolkit.mixing import mix, mix_pairing, mixup_lambda, soft_cross_entropy
 from nlbench.methods.toolkit.networks import mlp_head
 from nlbench.methods.toolkit.optim import ScheduleName, make_optimizer, make_schedule
 
@@ -87,11 +88,6 @@ def select(
     scores = knn_vote(neighbours, labels, num_classes, balanced)
     own = scores.gather(1, labels[:, None]).squeeze(1)
     return own / scores.max(dim=1).values >= theta_s
-
-
-def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    """-mean_i sum_c t_ic log softmax(logits)_ic: cross-entropy against mixup's soft labels."""
-    return -(F.log_softmax(logits.float(), dim=1) * targets).sum(dim=1).mean()
 
 
 def negative_cosine(prediction: Tensor, target: Tensor) -> Tensor:
@@ -314,9 +310,7 @@ class SSR(Method):
         x = torch.cat(labelled.views)
         onehot = F.one_hot(labelled.labels, self.ctx.num_classes).float()
         y = torch.cat([onehot, onehot])
-        lam = float(self.ctx.rng.beta(self.hp.mixup_alpha, self.hp.mixup_alpha))
-        lam = max(lam, 1.0 - lam)
-        perm = torch.randperm(x.shape[0], generator=self.ctx.generator).to(x.device)
-        mixed_x = lam * x + (1.0 - lam) * x[perm]
-        mixed_y = lam * y + (1.0 - lam) * y[perm]
-        return soft_cross_entropy(self.classifier(self.encoder.features(mixed_x)), mixed_y)
+        lam = mixup_lambda(self.ctx.rng, self.hp.mixup_alpha, at_least_half=True)
+        perm = mix_pairing(x.shape[0], self.ctx.generator, x.device)
+        mixed = self.classifier(self.encoder.features(mix(x, lam, perm)))
+        return soft_cross_entropy(mixed, mix(y, lam, perm))

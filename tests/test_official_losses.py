@@ -18,17 +18,16 @@ import torch
 from nlbench.methods.bootstrap import bootstrap_loss
 from nlbench.methods.dividemix import (
     clean_probability,
-    co_guess,
-    linear_rampup,
     mixmatch_loss,
     refine_labels,
     warmup_loss,
 )
 from nlbench.methods.elr import elr_loss
 from nlbench.methods.forward import estimate_transition, forward_loss
-from nlbench.methods.mixup import mix, mixup_loss
+from nlbench.methods.mixup import mixup_loss
 from nlbench.methods.sce import sce_loss
 from nlbench.methods.sop import SampleNoise, sop_loss
+from nlbench.methods.toolkit.mixing import co_guess, linear_rampup, mix
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "official_losses.json").read_text())
 TOL = 1e-6

@@ -1,0 +1,56 @@
+"""The pieces of MixUp and MixMatch that several methods share, written once.
+
+MixUp (mixup.py), SSR's mixup of its strong views and DivideMix's MixMatch (and the next methods
+built on it, UNICON, ProMix) all draw one lambda per step from Beta(alpha, alpha), pair each
+sample with another by a random permutation, mix inputs and (soft) targets the same way, and
+train on the mixed targets with a soft cross-entropy; MixMatch adds sharpening, co-guessing and
+a linearly ramped unlabelled weight. Each function says which official lines it is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def mixup_lambda(rng: np.random.Generator, alpha: float, at_least_half: bool = False) -> float:
+    """lambda ~ Beta(alpha, alpha) (numpy's, as every official code draws it); with
+    `at_least_half` max(lambda, 1 - lambda), so the first image dominates (MixMatch, SSR);
+    alpha <= 0 gives lambda = 1, no mixing (mixup-cifar10 `mixup_data`)."""
+    if alpha <= 0:
+        return 1.0
+    lam = float(rng.beta(alpha, alpha))
+    return max(lam, 1.0 - lam) if at_least_half else lam
+
+
+def mix_pairing(size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The partner of each sample: a random permutation, drawn on the CPU generator."""
+    return torch.randperm(size, generator=generator).to(device)
+
+
+def mix(values: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
+    """lam v + (1 - lam) v[perm]: images, or soft targets, mixed with their partners."""
+    return lam * values + (1 - lam) * values[perm]
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-mean_i sum_c t_ic log softmax(logits)_ic: cross-entropy against soft targets (in fp32)."""
+    return -(F.log_softmax(logits.float(), dim=1) * targets).sum(dim=1).mean()
+
+
+def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """p^(1/T), rows renormalised (MixMatch; DivideMix Train_cifar.py l.72-73, l.80-81)."""
+    p = p.pow(1 / temperature)
+    return p / p.sum(dim=1, keepdim=True)
+
+
+def co_guess(unlabelled_logits: list[torch.Tensor], temperature: float) -> torch.Tensor:
+    """Co-guessing (DivideMix l.66-73): sharpen the mean softmax of every network on every view."""
+    return sharpen(sum(z.softmax(dim=1) for z in unlabelled_logits) / len(unlabelled_logits),
+                   temperature)  # fmt: skip
+
+
+def linear_rampup(current: float, warm_up: int, lambda_u: float, length: int = 16) -> float:
+    """lambda_u * clip((current - warm_up) / length, 0, 1) (DivideMix l.192-194)."""
+    return lambda_u * float(np.clip((current - warm_up) / length, 0.0, 1.0))
