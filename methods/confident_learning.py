@@ -125,10 +125,8 @@ class ConfidentLearning(StagedNetworks):
     def finish_stage(self, stage: Stage) -> None:
         """A fold's network is done: it predicts its held-out fold; after the last fold,
         cleanlab flags the issues."""
-        stage.net.eval()
-        probs = self.ctx.features(lambda x: stage.net(x).float().softmax(dim=1),
-                                  view=self.hp.fold_view)  # fmt: skip
-        stage.net.train()
+        probs = self.predict_training_set(lambda x: stage.net(x).float().softmax(dim=1),
+                                          view=self.hp.fold_view, net=stage.net)  # fmt: skip
         held_out = self.fold == self.current
         self.pred_probs[held_out] = probs[held_out]
         if self.current == self.hp.folds - 1:

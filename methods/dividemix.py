@@ -235,9 +235,7 @@ class DivideMix(Method):
         there (l.179-180), the GMM fitted in float64 (`clean_probability`)."""
         losses = []
         for net in self.nets:
-            net.eval()
-            logits = self.ctx.features(net, view="none")
-            net.train()
+            logits = self.predict_training_set(net, net=net)
             loss = F.cross_entropy(logits, self.ctx.noisy_labels, reduction="none")
             losses.append(normalised_losses(loss))
         self.losses = torch.cat([self.losses, torch.stack(losses)[:, None]], dim=1)

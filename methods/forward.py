@@ -119,10 +119,8 @@ class ForwardCorrection(StagedNetworks):
     def finish_stage(self, stage: Stage) -> None:
         """The estimating network is done: T_hat from its softmax on every un-augmented
         training image."""
-        stage.net.eval()
-        with torch.no_grad():
-            probs = self.ctx.features(lambda x: stage.net(x).float().softmax(dim=1), view="none")
-        stage.net.train()
+        probs = self.predict_training_set(lambda x: stage.net(x).float().softmax(dim=1),
+                                          net=stage.net)  # fmt: skip
         t_hat = estimate_transition(probs.cpu().numpy(), self.hp.filter_outlier, self.hp.percentile)
         self.transition = torch.from_numpy(t_hat).float().to(self.ctx.device)
 

@@ -246,9 +246,7 @@ class SSR(Method):
         the epoch, over which main_clothing1m.py l.120-143 builds its bank, relabels and
         selects); samples outside them keep their noisy label and are not selected."""
         rows = self.ctx.train_indices
-        self.train_mode(False)
-        features, logits = self.ctx.features(self._features_and_logits, view="weak", rows=rows)
-        self.train_mode(True)
+        features, logits = self.predict_training_set(self._features_and_logits, "weak", rows)
         noisy = self.ctx.noisy_labels
         labels = relabel(logits.softmax(dim=1), noisy[rows], self.hp.theta_r)
         # main_cifar.py l.132 normalises the bank once; weighted_knn (utils/funcs.py l.62)

@@ -18,7 +18,7 @@ import torch
 from nlbench.cli import main
 from nlbench.data.datasets import load_dataset
 from nlbench.data.image_files import class_balanced_subsample
-from nlbench.data.noise import apply_noise
+from nlbench.data.noise import NoiseFacts, apply_noise
 from nlbench.engine import Engine, EngineOptions
 from nlbench.engine.images import Streamed, in_order
 from nlbench.engine.loop import RunFailed
@@ -53,7 +53,7 @@ def webvision(tmp_path_factory) -> Path:
 def engine_on(dataset, seed: int = 0, workers: int = 0) -> Engine:
     noisy = apply_noise("given", dataset, None, 0)
     options = EngineOptions(progress=False, data_workers=workers)
-    return Engine(dataset, noisy, seed, torch.device("cpu"), options, None, "given")
+    return Engine(dataset, noisy, seed, torch.device("cpu"), options, NoiseFacts())
 
 
 # ------------------------------------------------------------------------------------ loading

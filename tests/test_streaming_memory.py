@@ -33,8 +33,7 @@ torch.set_num_threads(1)
 root, stream, method = sys.argv[1], sys.argv[2] == "stream", sys.argv[3]
 data = load_dataset("animal10n", root, stream=stream)
 options = EngineOptions(progress=False, data_workers=0, eval_batch_size=256)
-engine = Engine(data, apply_noise("given", data, None, 0), 0, torch.device("cpu"), options,
-                None, "given")
+engine = Engine(data, apply_noise("given", data, None, 0), 0, torch.device("cpu"), options)
 hparams = {"epochs": 1, "network": "mlp", "network_options": {"hidden": 16}, "batch_size": 256}
 fit = engine.fit(get(method), {**hparams, **({"k": 5} if method == "ssr" else {})})
 means = engine.ctx.features(lambda x: x.mean(dim=(2, 3)), view="weak")

@@ -176,6 +176,28 @@ class Method(ABC):
         for module in self.parts(nn.Module).values():
             module.train(training)
 
+    @torch.no_grad()
+    def predict_training_set(
+        self,
+        fn: Callable[[torch.Tensor], Any],
+        view: str = "none",
+        rows: torch.Tensor | None = None,
+        net: nn.Module | None = None,
+    ) -> Any:
+        """`fn` over every training image in index order (or those at `rows`: an epoch's pool),
+        as view `view`, without gradients and in eval mode (`net`'s alone, or every network the
+        method holds), train mode restored after. The step every method that scores its own
+        training set shares: Confident Learning's folds, forward's T estimate, DivideMix's
+        co-divide, SSR's feature bank. Outputs come back as float32 (a tensor or a tuple)."""
+        modules = [net] if net is not None else list(self.parts(nn.Module).values())
+        for module in modules:
+            module.eval()
+        try:
+            return self.ctx.features(fn, view=view, rows=rows)
+        finally:
+            for module in modules:
+                module.train()
+
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimisers and schedulers, found by type, plus `extra_state()`."""
         state = {key: part.state_dict() for key, part in self.parts(STATEFUL).items()}
