@@ -25,7 +25,8 @@ from nlbench.data.noise import NoisyLabels, apply_noise
 from nlbench.data.splits import noisy_validation_split
 from nlbench.devices import resolve_device
 from nlbench.engine import Engine, EngineOptions, FitResult, RunFailed
-from nlbench.errors import ConfigError
+from nlbench.engine.loop import checkpoint_bytes
+from nlbench.errors import ConfigError, StorageError, write_failure
 from nlbench.executors import SerialExecutor, make_executor
 from nlbench.jobs import Executor, Outcome, RunJob
 from nlbench.methods.api import get as get_method
@@ -161,29 +162,52 @@ def run_one(
     position: int = 0,
     tracking: TrackingOptions | None = None,
 ) -> Record:
-    """Train one run, logging each epoch as it ends, and write its record (ok or failed)."""
+    """Train one run, logging each epoch as it ends, and write its record (ok or failed).
+
+    Nothing trains unless the results folder takes a file and has room for the record and the
+    run's checkpoints. A record, checkpoint or log that cannot be written raises StorageError
+    (the sweep stops); the log's last line says `ok` only once the record is on disk.
+    """
     noisy = data.noisy(spec)
     engine = engine_for(spec, data, device, options)
     checkpoint = store.checkpoint_path(spec.run_id) if options.checkpoint_every else None
     tracker = RunTracker(store.root, spec.run_id, spec.describe(), spec.suite,
                          spec.model_dump(), tracking or TrackingOptions())  # fmt: skip
+
+    def room_to_store(method: object) -> None:
+        problem = store.storage_problem(checkpoint_bytes(method) if checkpoint else 0)
+        if problem is not None:
+            raise StorageError(f"{problem}; {spec.describe()} was not started")
+
     start = time.perf_counter()
-    record = None
+    ended = "stopped"
     try:
-        fit = engine.fit(
-            get_method(spec.method["name"]),
-            spec.method["hparams"],
-            describe=spec.describe(),
-            checkpoint=checkpoint,
-            position=position,
-            on_epoch=tracker,
-        )
-        record = make_record(spec, noisy, device, time.perf_counter() - start, fit=fit)
-    except RunFailed as failure:
-        record = make_record(spec, noisy, device, time.perf_counter() - start, failure=failure)
+        try:
+            fit = engine.fit(
+                get_method(spec.method["name"]),
+                spec.method["hparams"],
+                describe=spec.describe(),
+                checkpoint=checkpoint,
+                position=position,
+                on_epoch=tracker,
+                before_training=room_to_store,
+            )
+            record = make_record(spec, noisy, device, time.perf_counter() - start, fit=fit)
+        except RunFailed as failure:
+            record = make_record(spec, noisy, device, time.perf_counter() - start, failure=failure)
+        try:
+            store.write(record)
+        except OSError as exc:
+            raise StorageError(
+                f"could not write the record of {spec.describe()} to {store.path(spec.run_id)} "
+                f"({write_failure(exc)})"
+            ) from None
+        ended = record.status
+    except StorageError as exc:
+        ended = f"stopped, nothing stored: {exc}"
+        raise
     finally:
-        tracker.close(record.status if record else "stopped")
-    store.write(record)
+        tracker.close(ended)
     # An earlier attempt killed while saving left temporaries (Store.write's, Engine._save's).
     for stale in store.root.glob(f".{spec.run_id}.json.*.tmp"):
         stale.unlink(missing_ok=True)
@@ -241,16 +265,18 @@ def pending_runs(
     return list(todo.values()), problems
 
 
-def check_method(spec: RunSpec, data: DataCache) -> None:
+def check_method(spec: RunSpec, data: DataCache) -> int:
     """Build the run's method once on the CPU, so that its configuration errors (a network too
     large for the images, k above N, a forget rate it cannot know) stop the sweep before any
-    training, as bad data and noise do, instead of failing every run hours later."""
+    training, as bad data and noise do, instead of failing every run hours later. Returns about
+    how large its checkpoints will be, so the sweep can check the results disk has room."""
     engine = engine_for(spec, data, torch.device("cpu"), EngineOptions(progress=False))
     method_cls = get_method(spec.method["name"])
     try:
-        engine.build(method_cls, method_cls.HParams.model_validate(spec.method["hparams"]))
+        method = engine.build(method_cls, method_cls.HParams.model_validate(spec.method["hparams"]))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{spec.describe()}: {exc}") from None
+    return checkpoint_bytes(method)
 
 
 def run_sweep(
@@ -263,7 +289,11 @@ def run_sweep(
 ) -> SweepSummary:
     """Run what is not stored yet on the suite's executor. Nothing on disk changes before the
     executor is set up and every pending run's data and noise are ready; nothing trains unless
-    the results folder (and `reports`, when given) can be written."""
+    the results folder (and `reports`, when given) can be written and has room for a run.
+
+    The first record, checkpoint or log that cannot be written stops the sweep: no further run
+    is handed out, runs in flight are stopped, and StorageError says what failed and what is
+    stored."""
     summary = SweepSummary(total=len(specs))
     todo, problems = pending_runs(specs, store, retry_failed, summary)
     device = device_name or suite.device
@@ -275,7 +305,7 @@ def run_sweep(
     )
     _DATA.clear()
     try:
-        checked: set[str] = set()
+        checkpoints: dict[str, int] = {}
         warned: set[str] = set()
         for spec in todo:
             _warn_majority_flips(spec, _DATA.noisy(spec), warned)
@@ -283,23 +313,44 @@ def run_sweep(
                 [spec.dataset, spec.noise["model"], spec.noise["ratio"], spec.method],
                 sort_keys=True,
             )
-            if key not in checked:
-                check_method(spec, _DATA)
-                checked.add(key)
+            if key not in checkpoints:
+                checkpoints[key] = check_method(spec, _DATA)
         if todo:
             suite.tracking.check_installed()
             check_writable(store.root, "results", "results_dir")
             if reports is not None:
                 check_writable(reports, "reports", "reports_dir")
+            largest = max(checkpoints.values()) if suite.engine.checkpoint_every else 0
+            problem = store.storage_problem(largest)
+            if problem is not None:
+                raise ConfigError(
+                    f"{problem}; nothing was trained: free space, or choose another folder "
+                    "with --set results_dir=PATH"
+                )
         if not isinstance(executor, SerialExecutor):
             _DATA.clear()  # workers load their own copy; a login node need not hold one too
         for path, problem in problems:
             summary.problems.append((path, problem, store.quarantine(path)))
         if executor is not None:
-            _execute(suite, todo, store, executor, device, summary)
+            try:
+                _execute(suite, todo, store, executor, device, summary)
+            except StorageError as exc:
+                raise StorageError(_stopped(str(exc), specs, store)) from None
     finally:
         _DATA.clear()
     return summary
+
+
+def _stopped(problem: str, specs: list[RunSpec], store: Store) -> str:
+    """The one line of a sweep stopped by a lost write: what failed, what is stored, what next."""
+    wanted = {spec.run_id for spec in specs}
+    stored = len(wanted & {path.stem for path in store.root.glob("*.json")})
+    return (
+        f"{problem}; the sweep stopped at once: {stored} of {len(wanted)} runs are stored "
+        f"(untouched), {len(wanted) - stored} are not: free space or make {store.root} "
+        "writable (or choose another folder with --set results_dir=PATH), then rerun the same "
+        "command"
+    )
 
 
 def _warn_majority_flips(spec: RunSpec, noisy: NoisyLabels, warned: set[str]) -> None:
@@ -348,6 +399,8 @@ def _execute(
             run_id = RunSpec.model_validate(outcome.job.spec).run_id
             running.discard(run_id)
             bar.update(1)
+            if outcome.lost_write:
+                raise StorageError(outcome.error)
             if outcome.error is None:
                 try:
                     record = read_record(store.path(run_id))

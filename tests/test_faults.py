@@ -1,10 +1,12 @@
-"""Sweeps that survive: kill -9 mid-sweep, a run killed after a checkpoint, a NaN run, and a report
-built while records are being written."""
+"""Sweeps that survive: kill -9 mid-sweep, a run killed after a checkpoint, a NaN run, a report
+built while records are being written, and results that can no longer be written mid-sweep."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,12 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from nlbench import runner
 from nlbench.cli import main
 from nlbench.config import expand, load_suite
+from nlbench.engine import Engine
 from nlbench.methods.api import register
 from nlbench.methods.ce import CrossEntropy
 from nlbench.report import build_report
-from nlbench.runner import run_sweep
+from nlbench.runner import run_job, run_sweep
 from nlbench.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,3 +225,176 @@ def test_report_builds_while_another_process_writes_records(write_suite, tmp_pat
         written = int(writer.communicate(timeout=30)[0])
     assert written > 40  # the writer also rewrote records while reports read them
     assert len(Store(live).load()[0]) == 40
+
+
+SHORT = [
+    "--no-progress",
+    "--set",
+    "methods.ce.hparams.epochs=4",
+    "--set",
+    "engine.checkpoint_every=2",
+]
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    try:
+        return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def _immutable_folders_work(tmp_path: Path) -> None:
+    """Skip unless `chattr +i` makes a folder refuse new files here (root on ext4 does)."""
+    probe = tmp_path / "chattr-probe"
+    probe.mkdir()
+    if not _chattr("+i", probe):
+        pytest.skip("chattr +i is not available here (needs root and a filesystem that has it)")
+    try:
+        (probe / "x").touch()
+    except OSError:
+        return
+    finally:
+        _chattr("-i", probe)
+    pytest.skip("chattr +i did not stop a new file here")
+
+
+def _count_trained(monkeypatch) -> set[int]:
+    """The engines (one per run) that took a training step."""
+    trained: set[int] = set()
+    real = Engine._train_epoch
+
+    def train_epoch(self, method, plan):
+        trained.add(id(self))
+        return real(self, method, plan)
+
+    monkeypatch.setattr(Engine, "_train_epoch", train_epoch)
+    return trained
+
+
+def _logs(results: Path) -> dict[str, str]:
+    return {p.stem: p.read_text().splitlines()[-1] for p in (results / "logs").glob("*.log")}
+
+
+@pytest.mark.parametrize("when", ["between runs", "during a run"])
+def test_results_made_unwritable_mid_sweep_stop_it_at_the_first_lost_write(
+    when, write_suite, tmp_path, monkeypatch, capsys, request
+):
+    """`chattr +i` on the results folder after 2 of 8 runs (serial): the sweep used to train the
+    other 6 to the end, lose each to a PermissionError traceback, log '# ok', and exit 3."""
+    _immutable_folders_work(tmp_path)
+    path = write_suite(SUITE)
+    results = tmp_path / "results" / "faults"
+    request.addfinalizer(lambda: _chattr("-i", results))
+    trained = _count_trained(monkeypatch)
+    real_write = Store.write
+
+    def write(self, record):
+        if when == "during a run" and len(list(self.root.glob("*.json"))) == 2:
+            _chattr("+i", self.root)
+        written = real_write(self, record)
+        if when == "between runs" and len(list(self.root.glob("*.json"))) == 2:
+            _chattr("+i", self.root)
+        return written
+
+    monkeypatch.setattr(Store, "write", write)
+    assert main(["run", str(path), *SHORT]) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "2 of 8 runs are stored (untouched), 6 are not" in line
+    if when == "between runs":
+        assert "is not writable (Operation not permitted)" in line and len(trained) == 2
+    else:
+        assert "could not write the record of ce | synthetic" in line and len(trained) == 3
+    stored = {p.stem for p in results.glob("*.json")}
+    assert len(stored) == 2
+    logs = _logs(results)
+    assert {run for run, last in logs.items() if last.startswith("# ok")} == stored
+    assert all(last.startswith("# stopped, nothing stored") for r, last in logs.items()
+               if r not in stored)  # fmt: skip
+    if when == "during a run":
+        (lost,) = set(logs) - stored
+        assert Store(results).checkpoint_path(lost).exists()  # kept for the rerun to resume
+
+    _chattr("-i", results)
+    before = _records(results)
+    monkeypatch.setattr(Store, "write", real_write)
+    assert main(["run", str(path), *SHORT]) == 0
+    after = _records(results)
+    assert len(after) == 8 and all(after[name] == mtime for name, mtime in before.items())
+    if when == "during a run":
+        (resumed,) = [r for r in Store(results).load()[0] if r.run_id == lost]
+        assert resumed.resumed_from_epoch == 2
+
+
+RECORDS_BEFORE_FULL = 2
+
+
+def _run_job_on_a_filling_disk(*job):
+    """`run_job` in a worker process whose results disk fills up once it holds 2 records: a
+    record then fails with ENOSPC, and the disk reports no free space. Each run that takes a
+    training step notes when, beside the results folder."""
+    root = Path(job[2])
+    full, started = root.parent / "disk_full", root.parent / "started"
+    if not getattr(Store, "filling", False):
+        Store.filling = True
+        real_write, real_usage, real_train = Store.write, shutil.disk_usage, Engine._train_epoch
+
+        def write(self, record):
+            if full.exists() or len(list(self.root.glob("*.json"))) >= RECORDS_BEFORE_FULL:
+                if not full.exists():
+                    full.write_text(repr(time.time()))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(self, record)
+
+        def usage(where):
+            found = real_usage(where)
+            return found._replace(free=0) if full.exists() else found
+
+        def train_epoch(self, method, plan):
+            if not getattr(self, "noted", False):
+                self.noted = True
+                with started.open("a") as handle:
+                    handle.write(f"{time.time()!r}\n")
+            return real_train(self, method, plan)
+
+        Store.write, shutil.disk_usage, Engine._train_epoch = write, usage, train_epoch
+    return run_job(*job)
+
+
+def test_a_full_disk_stops_a_local_sweep_at_the_first_lost_write_and_a_rerun_says_so(
+    write_suite, tmp_path, monkeypatch, capsys
+):
+    """Results on a disk that fills up (2 local workers): the sweep used to train 6 runs and lose
+    each to an OSError traceback, and a rerun while full passed the writability probe (an empty
+    file fits) and lost 8 more."""
+    path = write_suite(SUITE)
+    results = tmp_path / "results" / "faults"
+    local = [*SHORT, "--executor", "local", "--set", "executor.workers=2"]
+    monkeypatch.setattr(runner, "run_job", _run_job_on_a_filling_disk)
+    assert main(["run", str(path), *local]) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    line = err.strip().splitlines()[-1]
+    assert "No space left on device" in line and "the sweep stopped at once" in line
+    stored = len(list(results.glob("*.json")))
+    assert RECORDS_BEFORE_FULL <= stored <= RECORDS_BEFORE_FULL + 1  # two workers may race
+    assert f"{stored} of 8 runs are stored" in line
+    first_lost = float((tmp_path / "results" / "disk_full").read_text())
+    starts = [float(t) for t in (tmp_path / "results" / "started").read_text().split()]
+    assert max(starts) < first_lost  # no run started training after the first lost write
+    assert len(starts) <= stored + 2  # those stored, the one lost, at most one cut short
+
+    monkeypatch.setattr(runner, "run_job", run_job)
+    trained = _count_trained(monkeypatch)
+    before = _records(results)
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real_usage(p)._replace(free=40_000))
+    assert main(["run", str(path), *local]) == 2  # still full: refused before anything trains
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has 39 KB free, and a run needs about" in err[0], err
+    assert "nothing was trained" in err[0] and not trained and _records(results) == before
+    monkeypatch.setattr(shutil, "disk_usage", real_usage)
+    assert main(["run", str(path), *local]) == 0
+    after = _records(results)
+    assert len(after) == 8 and all(after[name] == mtime for name, mtime in before.items())
