@@ -97,7 +97,7 @@ def cmd_method_command(args: argparse.Namespace) -> int:
     try:
         raw = command.to_suite(args.official)
         where = f"{command.name} command line"
-        return _run_suite(suite_from_dict(raw, where, _overrides(args)), args)
+        return _run_suite(suite_from_dict(raw, where, _overrides(args)), args, where=where)
     except NlbenchError as exc:
         message = str(exc)
         for ours, theirs in command.hints.items():
@@ -105,10 +105,13 @@ def cmd_method_command(args: argparse.Namespace) -> int:
         raise type(exc)(message) from None
 
 
-def _run_suite(suite, args: argparse.Namespace, suite_file: Path | None = None) -> int:
+def _run_suite(
+    suite, args: argparse.Namespace, suite_file: Path | None = None, where: str = ""
+) -> int:
     from nlbench.config import expand
     from nlbench.runner import run_sweep
     from nlbench.store import Store
+    from nlbench.suite_origin import SuiteOrigin
 
     specs = expand(suite)
     results = Path(suite.results_dir) / suite.name
@@ -121,6 +124,11 @@ def _run_suite(suite, args: argparse.Namespace, suite_file: Path | None = None) 
         print(f"{len(specs)} runs ({sum(s.run_id in done for s in specs)} done) -> {results}")
         return 0
     reports = Path(suite.reports_dir) / suite.name
+    origin = (
+        SuiteOrigin.of_file(suite_file)
+        if suite_file is not None
+        else SuiteOrigin.of_data(where, suite.model_dump(exclude={"results_dir", "reports_dir"}))
+    )
     summary = run_sweep(
         suite,
         specs,
@@ -128,6 +136,8 @@ def _run_suite(suite, args: argparse.Namespace, suite_file: Path | None = None) 
         retry_failed=args.retry_failed,
         device_name=args.device,
         reports=reports,
+        origin=origin,
+        wait=args.wait,
     )
     print(
         f"{suite.name}: {summary.total} runs, {summary.ran} trained, {summary.skipped} already "
@@ -247,7 +257,7 @@ def _counts(flag: str, text: str | None, minimum: int) -> list[int]:
 
 def cmd_default(args: argparse.Namespace) -> int:
     args.suite, args.set, args.dry_run, args.device = "quick", [], False, None
-    args.executor, args.retry_failed, args.no_progress = None, False, False
+    args.executor, args.retry_failed, args.no_progress, args.wait = None, False, False, False
     args.tensorboard = args.wandb = False
     return cmd_run(args)
 
@@ -263,6 +273,11 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--executor", choices=["serial", "local", "slurm"])
     p.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another sweep is training into the same results folder, wait for it to end",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--tensorboard", action="store_true", help="also log epochs to TensorBoard")
     p.add_argument("--wandb", action="store_true", help="also log epochs to W&B (offline default)")

@@ -32,6 +32,8 @@ from nlbench.jobs import Executor, Outcome, RunJob
 from nlbench.methods.api import get as get_method
 from nlbench.records import EpochLog, Failure, FinalMetrics, NoiseInfo, Record, environment
 from nlbench.store import Store, check_writable, read_record
+from nlbench.suite_origin import SuiteOrigin, claim
+from nlbench.sweep_lock import sweep_lock
 from nlbench.tracking import RunTracker, TrackingOptions, last_epoch, log_path
 
 
@@ -286,10 +288,16 @@ def run_sweep(
     retry_failed: bool = False,
     device_name: str | None = None,
     reports: Path | None = None,
+    origin: SuiteOrigin | None = None,
+    wait: bool = False,
 ) -> SweepSummary:
     """Run what is not stored yet on the suite's executor. Nothing on disk changes before the
     executor is set up and every pending run's data and noise are ready; nothing trains unless
     the results folder (and `reports`, when given) can be written and has room for a run.
+
+    One sweep at a time trains into a results folder: the second stops with one line naming the
+    first (or, with `wait`, waits for it), then trains only what the first left. With `origin`,
+    a folder holding another suite of the same name is refused.
 
     The first record, checkpoint or log that cannot be written stops the sweep: no further run
     is handed out, runs in flight are stopped, and StorageError says what failed and what is
@@ -329,9 +337,16 @@ def run_sweep(
                 )
         if not isinstance(executor, SerialExecutor):
             _DATA.clear()  # workers load their own copy; a login node need not hold one too
-        for path, problem in problems:
-            summary.problems.append((path, problem, store.quarantine(path)))
-        if executor is not None:
+        if executor is None:
+            return summary
+        with sweep_lock(store.root, wait):
+            if origin is not None:
+                claim(store.root, origin, suite.name)
+            # Another sweep may have stored runs while this one prepared or waited.
+            summary = SweepSummary(total=len(specs))
+            todo, problems = pending_runs(specs, store, retry_failed, summary)
+            for path, problem in problems:
+                summary.problems.append((path, problem, store.quarantine(path)))
             try:
                 _execute(suite, todo, store, executor, device, summary)
             except StorageError as exc:

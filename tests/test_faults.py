@@ -6,8 +6,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -398,3 +400,78 @@ def test_a_full_disk_stops_a_local_sweep_at_the_first_lost_write_and_a_rerun_say
     assert main(["run", str(path), *local]) == 0
     after = _records(results)
     assert len(after) == 8 and all(after[name] == mtime for name, mtime in before.items())
+
+
+def _one_error(capsys, needle: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    return err[0]
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from nlbench.sweep_lock import sweep_lock
+with sweep_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_sweep_on_a_folder_in_use_names_the_holder_and_kill_9_leaves_no_stale_lock(
+    write_suite, tmp_path, monkeypatch, capsys
+):
+    path = write_suite(SUITE)
+    results = tmp_path / "results" / "faults"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(results)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        trained = _count_trained(monkeypatch)
+        assert main(["run", str(path), *SHORT, "--set", "seeds=[0]"]) == 2
+        line = _one_error(capsys, f"in use by another sweep (pid {holder.pid} on ")
+        assert f"on {socket.gethostname()}, started " in line and "--wait" in line
+        assert not trained and not list(results.glob("*.json"))
+    finally:
+        holder.kill()  # SIGKILL: the kernel releases its lock
+        holder.wait()
+    assert main(["run", str(path), *SHORT, "--set", "seeds=[0]"]) == 0
+    assert len(list(results.glob("*.json"))) == 2
+
+
+def test_two_sweeps_of_one_suite_at_once_train_each_run_once(write_suite, tmp_path):
+    """Two sweeps of one suite on one folder used to train every pending run each."""
+    path = write_suite(SUITE)
+    argv = [sys.executable, str(ROOT / "run_bench.py"), "run", str(path), *SHORT,
+            "--set", "seeds=[0, 1]", "--wait"]  # fmt: skip
+    sweeps = [
+        subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    ends = [sweep.communicate(timeout=900) for sweep in sweeps]
+    assert [sweep.returncode for sweep in sweeps] == [0, 0], ends
+    trained = sorted(int(re.search(r"(\d+) trained", out).group(1)) for out, _ in ends)
+    assert trained == [0, 4]
+    logs = list((tmp_path / "results" / "faults" / "logs").glob("*.log"))
+    assert len(logs) == 4
+    assert all(log.read_text().count(", started ") == 1 for log in logs)
+
+
+def test_another_suite_of_the_same_name_is_refused_and_an_edited_one_is_not(
+    write_suite, tmp_path, monkeypatch, capsys
+):
+    """Two suite files with the same `name:` used to merge into one leaderboard, unwarned."""
+    one = [*SHORT, "--set", "seeds=[0]", "--set", "noise.0.ratios=[0.2]"]
+    first = write_suite(SUITE, "first.yaml")
+    assert main(["run", str(first), *one]) == 0
+    capsys.readouterr()
+    other = write_suite(SUITE.replace("lr: 0.05", "lr: 0.1"), "other.yaml")
+    trained = _count_trained(monkeypatch)
+    assert main(["run", str(other), *one]) == 2
+    line = _one_error(capsys, "is another suite of the same name")
+    assert f"from {first}" in line and str(other) in line and not trained
+    write_suite(SUITE.replace("lr: 0.05", "lr: 0.1"), "first.yaml")  # the same file, edited
+    assert main(["run", str(first), *one]) == 0 and trained
+    shutil.copy(first, tmp_path / "copy.yaml")  # the same suite, moved or copied
+    assert main(["run", str(tmp_path / "copy.yaml"), *one, "--set", "seeds=[1]"]) == 0
