@@ -139,12 +139,15 @@ def _run_suite(
         origin=origin,
         wait=args.wait,
     )
+    kept = f", {len(summary.kept)} failed earlier and kept" if summary.kept else ""
     print(
         f"{suite.name}: {summary.total} runs, {summary.ran} trained, {summary.skipped} already "
-        f"stored, {len(summary.failed)} failed"
+        f"stored, {len(summary.failed)} failed{kept}"
     )
     for line in summary.failed:
         print(f"failed: {line}")
+    for line in summary.kept:
+        print(f"failed earlier, kept: {line}")
     if summary.ran + summary.skipped:
         headline = suite.selection.headline if suite.selection is not None else None
         paths, _ = _report(results, reports, suite_file, headline)
@@ -154,13 +157,31 @@ def _run_suite(
             f"error: record {path} was unreadable ({problem}); kept as {moved.name}, run redone",
             file=sys.stderr,
         )
+    unsuccessful = _unsuccessful(summary)
+    if unsuccessful:
+        print(unsuccessful, file=sys.stderr)
+    return EXIT_PROBLEMS if summary.problems or unsuccessful else 0
+
+
+def _unsuccessful(summary) -> str:
+    """The sweep's last line when runs did not succeed: how many, and how each kind is retried
+    (empty when every run succeeded)."""
+    failed = len(summary.failed) - summary.crashed
+    parts = []
+    if failed:
+        parts.append(f"{failed} failed in this sweep (see 'failed:' above; fix the cause and "
+                     "rerun: a changed spec, data or engine option retries them)")  # fmt: skip
     if summary.crashed:
-        print(
-            f"error: {summary.crashed} run(s) crashed without a record (see above); rerun the "
-            "same command to retry them",
-            file=sys.stderr,
-        )
-    return EXIT_PROBLEMS if summary.problems or summary.crashed else 0
+        parts.append(f"{summary.crashed} crashed without a record (see above; rerun the same "
+                     "command to retry them)")  # fmt: skip
+    if summary.kept:
+        parts.append(f"{len(summary.kept)} failed in an earlier sweep and were kept, since "
+                     "neither their spec, data nor engine options changed (rerun with "
+                     "--retry-failed to redo them)")  # fmt: skip
+    if not parts:
+        return ""
+    count = failed + summary.crashed + len(summary.kept)
+    return f"error: {count} of {summary.total} runs did not succeed: {'; '.join(parts)}"
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -42,7 +42,9 @@ class SweepSummary:
     """What a sweep did: counts, and the records it could not read (already moved aside).
 
     `failed` describes runs recorded as failed and runs whose job crashed without a record;
-    `crashed` counts the latter, which stay pending and are retried by the next sweep.
+    `crashed` counts the latter, which stay pending and are retried by the next sweep. `kept`
+    describes failed runs of earlier sweeps left as they are (counted in `skipped`): nothing
+    they depend on changed since they failed.
     """
 
     total: int
@@ -50,6 +52,7 @@ class SweepSummary:
     ran: int = 0
     crashed: int = 0
     failed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
     problems: list[tuple[Path, str, Path]] = field(default_factory=list)
 
 
@@ -81,6 +84,11 @@ class DataCache:
         return self._noise[key]
 
 
+def attempt_options(options: EngineOptions) -> dict[str, Any]:
+    """The engine options a run's record keeps: all but `progress`, which changes nothing."""
+    return options.model_dump(mode="json", exclude={"progress"})
+
+
 def make_record(
     spec: RunSpec,
     noisy: NoisyLabels,
@@ -88,6 +96,7 @@ def make_record(
     wall: float,
     fit: FitResult | None = None,
     failure: RunFailed | None = None,
+    options: EngineOptions | None = None,
 ) -> Record:
     """The run's record, ok (from the fit) or failed (with the epochs trained before it failed)."""
     epochs = [EpochLog.model_validate(e) for e in (fit.epochs if fit else failure.epochs)]
@@ -115,6 +124,7 @@ def make_record(
         wall_seconds=round(wall, 3),
         images_per_second=round(fit.images_seen / max(fit.train_seconds, 1e-9), 1) if fit else None,
         data_id=spec.data_id,
+        engine_options=None if options is None else attempt_options(options),
     )
 
 
@@ -194,9 +204,11 @@ def run_one(
                 on_epoch=tracker,
                 before_training=room_to_store,
             )
-            record = make_record(spec, noisy, device, time.perf_counter() - start, fit=fit)
+            record = make_record(spec, noisy, device, time.perf_counter() - start, fit=fit,
+                                 options=options)  # fmt: skip
         except RunFailed as failure:
-            record = make_record(spec, noisy, device, time.perf_counter() - start, failure=failure)
+            record = make_record(spec, noisy, device, time.perf_counter() - start,
+                                 failure=failure, options=options)  # fmt: skip
         try:
             store.write(record)
         except OSError as exc:
@@ -252,19 +264,48 @@ def run_job(
 
 
 def pending_runs(
-    specs: list[RunSpec], store: Store, retry_failed: bool, summary: SweepSummary
+    specs: list[RunSpec],
+    store: Store,
+    retry_failed: bool,
+    summary: SweepSummary,
+    engine: EngineOptions | None = None,
 ) -> tuple[list[RunSpec], list[tuple[Path, str]]]:
-    """Runs without a readable record (or failed ones, with --retry-failed), and unreadable records."""
+    """Runs without a readable record, failed runs whose cause may be gone (or all failed runs,
+    with --retry-failed), and the unreadable records."""
     records, problems = store.load()
-    status = {r.run_id: r.status for r in records}
+    by_id = {r.run_id: r for r in records}
     todo: dict[str, RunSpec] = {}
     for spec in specs:
-        state = status.get(spec.run_id)
-        if state == "ok" or (state == "failed" and not retry_failed) or spec.run_id in todo:
+        record = by_id.get(spec.run_id)
+        if spec.run_id in todo or (record is not None and record.ok):
             summary.skipped += 1  # a spec listed twice (e.g. seeds: [0, 0]) is one run
+        elif record is not None and not retry_failed and not changed_since(record, spec, engine):
+            summary.skipped += 1
+            summary.kept.append(f"{spec.describe()}: {record.failure.reason}")
         else:
             todo[spec.run_id] = spec
     return list(todo.values()), problems
+
+
+def changed_since(record: Record, spec: RunSpec, engine: EngineOptions | None) -> bool:
+    """Whether anything a failed run depended on changed since: its spec as this sweep has it
+    (a data root included; a report label is not), its data, or the engine options it ran with
+    (unknown for records older than that field, which count as unchanged)."""
+
+    def unlabelled(s: RunSpec) -> str:  # as JSON: a record read back has lists for tuples
+        body = s.model_dump(mode="json")
+        body["dataset"] = {k: v for k, v in body["dataset"].items() if k != "label"}
+        return json.dumps(body, sort_keys=True)
+
+    if unlabelled(record.spec) != unlabelled(spec):
+        return True
+    if record.data_id is not None and record.data_id != spec.data_id:
+        return True
+    return (
+        engine is not None
+        and record.engine_options is not None
+        and record.engine_options != attempt_options(engine)
+    )
 
 
 def check_method(spec: RunSpec, data: DataCache) -> int:
@@ -303,7 +344,7 @@ def run_sweep(
     is handed out, runs in flight are stopped, and StorageError says what failed and what is
     stored."""
     summary = SweepSummary(total=len(specs))
-    todo, problems = pending_runs(specs, store, retry_failed, summary)
+    todo, problems = pending_runs(specs, store, retry_failed, summary, suite.engine)
     device = device_name or suite.device
     # Nothing to run needs no executor: a finished Slurm sweep reports from any machine.
     executor = (
@@ -344,7 +385,7 @@ def run_sweep(
                 claim(store.root, origin, suite.name)
             # Another sweep may have stored runs while this one prepared or waited.
             summary = SweepSummary(total=len(specs))
-            todo, problems = pending_runs(specs, store, retry_failed, summary)
+            todo, problems = pending_runs(specs, store, retry_failed, summary, suite.engine)
             for path, problem in problems:
                 summary.problems.append((path, problem, store.quarantine(path)))
             try:

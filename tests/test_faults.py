@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import record_dict
 
 from nlbench import runner
 from nlbench.cli import main
-from nlbench.config import expand, load_suite
+from nlbench.config import RunSpec, expand, load_suite
 from nlbench.engine import Engine
 from nlbench.methods.api import register
 from nlbench.methods.ce import CrossEntropy
+from nlbench.records import parse_record
 from nlbench.report import build_report
 from nlbench.runner import run_job, run_sweep
 from nlbench.store import Store
@@ -159,9 +161,14 @@ def test_nan_run_is_recorded_as_failed_the_sweep_goes_on_and_retry_reruns_only_i
 ):
     path = write_suite(NAN_SUITE)
     results = tmp_path / "results" / "faults"
-    assert main(["run", str(path), "--no-progress"]) == 0
-    out = capsys.readouterr().out
+    assert main(["run", str(path), "--no-progress"]) == 3
+    out, err = capsys.readouterr()
     assert "2 runs, 2 trained" in out and "1 failed" in out and "is nan" in out
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith("error: 1 of 2 runs did not succeed: 1 failed in this sweep")
+    )
     records = {r.spec.method["name"]: r for r in Store(results).load()[0]}
     nan = records["test_nan_after_epoch_0"]
     assert nan.status == "failed" and nan.failure.epoch == 1
@@ -171,13 +178,68 @@ def test_nan_run_is_recorded_as_failed_the_sweep_goes_on_and_retry_reruns_only_i
     assert nan.run_id in leaderboard and "is nan" in leaderboard
 
     before = _records(results)
-    assert main(["run", str(path), "--no-progress"]) == 0  # failed runs stay failed
-    assert "0 trained" in capsys.readouterr().out and _records(results) == before
-    assert main(["run", str(path), "--no-progress", "--retry-failed"]) == 0
+    assert main(["run", str(path), "--no-progress"]) == 3  # failed runs stay failed, and say so
+    out, err = capsys.readouterr()
+    assert "0 trained, 2 already stored, 0 failed, 1 failed earlier and kept" in out
+    assert "failed earlier, kept: test_nan_after_epoch_0 | synthetic" in out
+    last = err.strip().splitlines()[-1]
+    assert "1 failed in an earlier sweep and were kept" in last and "--retry-failed" in last
+    assert _records(results) == before
+    assert main(["run", str(path), "--no-progress", "--retry-failed"]) == 3
     assert "1 trained, 1 already stored" in capsys.readouterr().out
     after = _records(results)
     ce_file, nan_file = f"{records['ce'].run_id}.json", f"{nan.run_id}.json"
     assert after[ce_file] == before[ce_file] and after[nan_file] != before[nan_file]
+
+
+def test_a_failed_run_fails_the_sweep_and_is_retried_once_its_cause_changed(
+    write_suite, tmp_path, monkeypatch, capsys
+):
+    """A run that failed on an engine option (an eval batch size the engine cannot use) used to
+    exit 0, and after the option was fixed a plain rerun printed '0 trained, 1 already stored,
+    0 failed' and kept the failure."""
+    real_evaluate = Engine.evaluate
+
+    def evaluate(self, method):
+        if self.options.eval_batch_size == 7:
+            raise RuntimeError("no kernel for an eval batch of 7")
+        return real_evaluate(self, method)
+
+    monkeypatch.setattr(Engine, "evaluate", evaluate)
+    path = write_suite(SUITE)
+    one = ["--no-progress", "--set", "seeds=[0]", "--set", "noise.0.ratios=[0.2]",
+           "--set", "methods.ce.hparams.epochs=2"]  # fmt: skip
+    bad = [*one, "--set", "engine.eval_batch_size=7"]
+    assert main(["run", str(path), *bad]) == 3
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of 1 runs did not succeed: 1 failed in this sweep")
+    assert main(["run", str(path), *bad]) == 3  # nothing changed: kept, and it says how to retry
+    out, err = capsys.readouterr()
+    assert "0 trained, 1 already stored, 0 failed, 1 failed earlier and kept" in out
+    assert "no kernel for an eval batch of 7" in out and "--retry-failed" in err.splitlines()[-1]
+    assert main(["run", str(path), *one]) == 0  # the cause fixed: retried without a flag
+    assert "1 trained, 0 already stored, 0 failed" in capsys.readouterr().out
+    (record,) = Store(tmp_path / "results" / "faults").load()[0]
+    assert record.ok and record.engine_options["eval_batch_size"] == 1024
+
+
+def test_a_failed_run_is_retried_when_its_data_root_moved_but_not_its_report_label(tmp_path):
+    failed = record_dict(failure={"reason": "data folder half copied", "epoch": 0}, accs=())
+    spec = RunSpec.model_validate(failed["spec"] | {"dataset": {"name": "cifar10", "root": "/a"}})
+    failed |= {"run_id": spec.run_id, "spec": spec.model_dump()}
+    store = Store(tmp_path)
+    store.write(parse_record(failed))
+
+    def pending(**dataset: str) -> tuple[int, list[str]]:
+        moved = spec.model_copy(update={"dataset": spec.dataset | dataset})
+        summary = runner.SweepSummary(total=1)
+        todo, _ = runner.pending_runs([moved], store, False, summary)
+        assert moved.run_id == spec.run_id  # neither root nor label is part of the run id
+        return len(todo), summary.kept
+
+    assert pending() == (0, ["ce | cifar10 | sym 0.2 | seed 0: data folder half copied"])
+    assert pending(label="c10") == (0, ["ce | c10 | sym 0.2 | seed 0: data folder half copied"])
+    assert pending(root="/b") == (1, [])
 
 
 WRITER = """
@@ -185,6 +247,7 @@ import copy, json, sys, time
 from pathlib import Path
 from nlbench.records import parse_record
 from nlbench.store import Store
+from nlbench.records import parse_record
 template = json.loads(Path(sys.argv[1]).read_text())
 store, stop = Store(Path(sys.argv[2])), Path(sys.argv[3])
 i = 0
