@@ -98,7 +98,7 @@ def cmd_method_command(args: argparse.Namespace) -> int:
     try:
         raw = command.to_suite(args.official)
         where = f"{command.name} command line"
-        return _run_suite(suite_from_dict(raw, where, _overrides(args)), args)
+        return _run_suite(suite_from_dict(raw, where, _overrides(args)), args, where=where)
     except NlbenchError as exc:
         message = str(exc)
         for ours, theirs in command.hints.items():
@@ -106,10 +106,13 @@ def cmd_method_command(args: argparse.Namespace) -> int:
         raise type(exc)(message) from None
 
 
-def _run_suite(suite, args: argparse.Namespace, suite_file: Path | None = None) -> int:
+def _run_suite(
+    suite, args: argparse.Namespace, suite_file: Path | None = None, where: str = ""
+) -> int:
     from nlbench.config import expand
     from nlbench.runner import run_sweep
     from nlbench.store import Store
+    from nlbench.suite_origin import SuiteOrigin
 
     specs = expand(suite)
     results = Path(suite.results_dir) / suite.name
@@ -122,6 +125,11 @@ def _run_suite(suite, args: argparse.Namespace, suite_file: Path | None = None) 
         print(f"{len(specs)} runs ({sum(s.run_id in done for s in specs)} done) -> {results}")
         return 0
     reports = Path(suite.reports_dir) / suite.name
+    origin = (
+        SuiteOrigin.of_file(suite_file)
+        if suite_file is not None
+        else SuiteOrigin.of_data(where, suite.model_dump(exclude={"results_dir", "reports_dir"}))
+    )
     summary = run_sweep(
         suite,
         specs,
@@ -129,13 +137,18 @@ def _run_suite(suite, args: argparse.Namespace, suite_file: Path | None = None) 
         retry_failed=args.retry_failed,
         device_name=args.device,
         reports=reports,
+        origin=origin,
+        wait=args.wait,
     )
+    kept = f", {len(summary.kept)} failed earlier and kept" if summary.kept else ""
     print(
         f"{suite.name}: {summary.total} runs, {summary.ran} trained, {summary.skipped} already "
-        f"stored, {len(summary.failed)} failed"
+        f"stored, {len(summary.failed)} failed{kept}"
     )
     for line in summary.failed:
         print(f"failed: {line}")
+    for line in summary.kept:
+        print(f"failed earlier, kept: {line}")
     if summary.ran + summary.skipped:
         headline = suite.selection.headline if suite.selection is not None else None
         paths, _ = _report(results, reports, suite_file, headline)
@@ -145,13 +158,31 @@ def _run_suite(suite, args: argparse.Namespace, suite_file: Path | None = None) 
             f"error: record {path} was unreadable ({problem}); kept as {moved.name}, run redone",
             file=sys.stderr,
         )
+    unsuccessful = _unsuccessful(summary)
+    if unsuccessful:
+        print(unsuccessful, file=sys.stderr)
+    return EXIT_PROBLEMS if summary.problems or unsuccessful else 0
+
+
+def _unsuccessful(summary) -> str:
+    """The sweep's last line when runs did not succeed: how many, and how each kind is retried
+    (empty when every run succeeded)."""
+    failed = len(summary.failed) - summary.crashed
+    parts = []
+    if failed:
+        parts.append(f"{failed} failed in this sweep (see 'failed:' above; fix the cause and "
+                     "rerun: a changed spec, data or engine option retries them)")  # fmt: skip
     if summary.crashed:
-        print(
-            f"error: {summary.crashed} run(s) crashed without a record (see above); rerun the "
-            "same command to retry them",
-            file=sys.stderr,
-        )
-    return EXIT_PROBLEMS if summary.problems or summary.crashed else 0
+        parts.append(f"{summary.crashed} crashed without a record (see above; rerun the same "
+                     "command to retry them)")  # fmt: skip
+    if summary.kept:
+        parts.append(f"{len(summary.kept)} failed in an earlier sweep and were kept, since "
+                     "neither their spec, data nor engine options changed (rerun with "
+                     "--retry-failed to redo them)")  # fmt: skip
+    if not parts:
+        return ""
+    count = failed + summary.crashed + len(summary.kept)
+    return f"error: {count} of {summary.total} runs did not succeed: {'; '.join(parts)}"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -272,7 +303,7 @@ def _counts(flag: str, text: str | None, minimum: int) -> list[int]:
 
 def cmd_default(args: argparse.Namespace) -> int:
     args.suite, args.set, args.dry_run, args.device = "quick", [], False, None
-    args.executor, args.retry_failed, args.no_progress = None, False, False
+    args.executor, args.retry_failed, args.no_progress, args.wait = None, False, False, False
     args.tensorboard = args.wandb = False
     return cmd_run(args)
 
@@ -288,6 +319,11 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--executor", choices=["serial", "local", "slurm"])
     p.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another sweep is training into the same results folder, wait for it to end",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--tensorboard", action="store_true", help="also log epochs to TensorBoard")
     p.add_argument("--wandb", action="store_true", help="also log epochs to W&B (offline default)")

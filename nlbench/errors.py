@@ -21,7 +21,21 @@ class DataError(NlbenchError, ValueError):
     """A dataset or noise request that cannot be honoured (a missing file, a bad option)."""
 
 
+class StorageError(NlbenchError):
+    """A record, checkpoint or log that could not be written, or a results folder without room
+    for the next run. The sweep stops handing out runs at once: every run trained after it would
+    be lost the same way. The message says what failed; the sweep adds what is still stored."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean X?)' hint for the closest valid name, or '' when none is close."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def write_failure(exc: BaseException) -> str:
+    """Why a write failed, in a few words ("No space left on device"), for a StorageError line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -30,7 +30,7 @@ import torch
 from nlbench.config import ExecutorEntry
 from nlbench.devices import resolve_device
 from nlbench.errors import ConfigError
-from nlbench.jobs import Executor, JobFn, Outcome, RunJob, Tick, describe_error
+from nlbench.jobs import Executor, JobFn, Outcome, RunJob, Tick, outcome_of
 
 TICK_S = 1.0
 
@@ -47,7 +47,7 @@ class SerialExecutor:
             try:
                 fn(*job._replace(device=str(self.device)))
             except Exception as exc:  # noqa: BLE001 - one crashed run must not end the sweep
-                yield Outcome(job, describe_error(exc))
+                yield outcome_of(job, exc)
             else:
                 yield Outcome(job)
 
@@ -92,9 +92,10 @@ def _worker(slot: str, parent: int, fn: JobFn, conn: Connection) -> None:
         try:
             fn(*job._replace(device=slot))
         except Exception as exc:  # noqa: BLE001 - the sweep goes on; the outcome says why
-            conn.send((index, describe_error(exc)))
+            outcome = outcome_of(job, exc)
+            conn.send((index, outcome.error, outcome.lost_write))
         else:
-            conn.send((index, None))
+            conn.send((index, None, False))
 
 
 @dataclass
@@ -143,9 +144,9 @@ class LocalExecutor:
         """The outcome of the worker's job if it has ended: its report, or its worker's death."""
         try:
             if worker.conn.poll():
-                index, error = worker.conn.recv()
+                index, error, lost_write = worker.conn.recv()
                 worker.index = None
-                return Outcome(jobs[index], error)
+                return Outcome(jobs[index], error, lost_write)
         except (EOFError, OSError):
             pass
         if worker.process.is_alive() or worker.index is None:
@@ -171,10 +172,10 @@ class LocalExecutor:
                 wait([handle for w in busy for handle in (w.conn, w.process.sentinel)], TICK_S)
                 if tick is not None:
                     tick()
-                for worker in busy:
-                    outcome = self._collect(worker, jobs)
-                    if outcome is None:
-                        continue
+                ended = [(w, o) for w in busy if (o := self._collect(w, jobs)) is not None]
+                # A lost write first: the sweep stops on it before another run is handed out.
+                ended.sort(key=lambda pair: not pair[1].lost_write)
+                for worker, outcome in ended:
                     yield outcome
                     if not worker.process.is_alive() and todo:
                         workers[workers.index(worker)] = worker = self._spawn(ctx, worker.slot, fn)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from nlbench.errors import StorageError
+
 JobFn = Callable[..., Any]
 
 
@@ -35,6 +37,9 @@ class Outcome:
 
     job: RunJob
     error: str | None = None
+    lost_write: bool = False
+    """The job could not store its results (a record, checkpoint or log not written, or no room
+    for them): `error` is that one line, and the sweep hands out no further run."""
 
 
 Tick = Callable[[], None]
@@ -52,3 +57,11 @@ class Executor(Protocol):
 def describe_error(exc: BaseException) -> str:
     """The full traceback (a worker's remote one included), so a crash can be debugged from it."""
     return "".join(traceback.format_exception(exc)).rstrip()
+
+
+def outcome_of(job: RunJob, exc: BaseException) -> Outcome:
+    """The outcome of a job that raised: a storage failure as its one line (the sweep stops on
+    it), anything else as its full traceback."""
+    if isinstance(exc, StorageError):
+        return Outcome(job, str(exc), lost_write=True)
+    return Outcome(job, describe_error(exc))

@@ -159,6 +159,10 @@ class Record(_Strict):
     data_id: str | None = None
     """A digest of the data and label files' contents (`config.data_identity`): reports never
     put runs on different bytes under one label in one cell."""
+    engine_options: dict[str, Any] | None = None
+    """Every engine option the run ran with but `progress` (its id holds only those that change
+    its numbers): a failed run is retried once they change, as one of them may have caused it.
+    None in records written before it existed."""
 
     @property
     def ok(self) -> bool:

@@ -25,12 +25,15 @@ from nlbench.data.noise import NoisyLabels, apply_noise, noise_facts
 from nlbench.data.splits import noisy_validation_split
 from nlbench.devices import resolve_device
 from nlbench.engine import Engine, EngineOptions, FitResult, RunFailed
-from nlbench.errors import ConfigError
+from nlbench.engine.loop import checkpoint_bytes
+from nlbench.errors import ConfigError, StorageError, write_failure
 from nlbench.executors import SerialExecutor, make_executor
 from nlbench.jobs import Executor, Outcome, RunJob
 from nlbench.methods.api import get as get_method
 from nlbench.records import EpochLog, Failure, FinalMetrics, NoiseInfo, Record, environment
 from nlbench.store import Store, check_writable, read_record
+from nlbench.suite_origin import SuiteOrigin, claim
+from nlbench.sweep_lock import sweep_lock
 from nlbench.tracking import RunTracker, TrackingOptions, last_epoch, log_path
 
 
@@ -39,7 +42,9 @@ class SweepSummary:
     """What a sweep did: counts, and the records it could not read (already moved aside).
 
     `failed` describes runs recorded as failed and runs whose job crashed without a record;
-    `crashed` counts the latter, which stay pending and are retried by the next sweep.
+    `crashed` counts the latter, which stay pending and are retried by the next sweep. `kept`
+    describes failed runs of earlier sweeps left as they are (counted in `skipped`): nothing
+    they depend on changed since they failed.
     """
 
     total: int
@@ -47,6 +52,7 @@ class SweepSummary:
     ran: int = 0
     crashed: int = 0
     failed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
     problems: list[tuple[Path, str, Path]] = field(default_factory=list)
 
 
@@ -78,6 +84,11 @@ class DataCache:
         return self._noise[key]
 
 
+def attempt_options(options: EngineOptions) -> dict[str, Any]:
+    """The engine options a run's record keeps: all but `progress`, which changes nothing."""
+    return options.model_dump(mode="json", exclude={"progress"})
+
+
 def make_record(
     spec: RunSpec,
     noisy: NoisyLabels,
@@ -85,6 +96,7 @@ def make_record(
     wall: float,
     fit: FitResult | None = None,
     failure: RunFailed | None = None,
+    options: EngineOptions | None = None,
 ) -> Record:
     """The run's record, ok (from the fit) or failed (with the epochs trained before it failed)."""
     epochs = [EpochLog.model_validate(e) for e in (fit.epochs if fit else failure.epochs)]
@@ -112,6 +124,7 @@ def make_record(
         wall_seconds=round(wall, 3),
         images_per_second=round(fit.images_seen / max(fit.train_seconds, 1e-9), 1) if fit else None,
         data_id=spec.data_id,
+        engine_options=None if options is None else attempt_options(options),
     )
 
 
@@ -162,29 +175,54 @@ def run_one(
     position: int = 0,
     tracking: TrackingOptions | None = None,
 ) -> Record:
-    """Train one run, logging each epoch as it ends, and write its record (ok or failed)."""
+    """Train one run, logging each epoch as it ends, and write its record (ok or failed).
+
+    Nothing trains unless the results folder takes a file and has room for the record and the
+    run's checkpoints. A record, checkpoint or log that cannot be written raises StorageError
+    (the sweep stops); the log's last line says `ok` only once the record is on disk.
+    """
     noisy = data.noisy(spec)
     engine = engine_for(spec, data, device, options)
     checkpoint = store.checkpoint_path(spec.run_id) if options.checkpoint_every else None
     tracker = RunTracker(store.root, spec.run_id, spec.describe(), spec.suite,
                          spec.model_dump(), tracking or TrackingOptions())  # fmt: skip
+
+    def room_to_store(method: object) -> None:
+        problem = store.storage_problem(checkpoint_bytes(method) if checkpoint else 0)
+        if problem is not None:
+            raise StorageError(f"{problem}; {spec.describe()} was not started")
+
     start = time.perf_counter()
-    record = None
+    ended = "stopped"
     try:
-        fit = engine.fit(
-            get_method(spec.method["name"]),
-            spec.method["hparams"],
-            describe=spec.describe(),
-            checkpoint=checkpoint,
-            position=position,
-            on_epoch=tracker,
-        )
-        record = make_record(spec, noisy, device, time.perf_counter() - start, fit=fit)
-    except RunFailed as failure:
-        record = make_record(spec, noisy, device, time.perf_counter() - start, failure=failure)
+        try:
+            fit = engine.fit(
+                get_method(spec.method["name"]),
+                spec.method["hparams"],
+                describe=spec.describe(),
+                checkpoint=checkpoint,
+                position=position,
+                on_epoch=tracker,
+                before_training=room_to_store,
+            )
+            record = make_record(spec, noisy, device, time.perf_counter() - start, fit=fit,
+                                 options=options)  # fmt: skip
+        except RunFailed as failure:
+            record = make_record(spec, noisy, device, time.perf_counter() - start,
+                                 failure=failure, options=options)  # fmt: skip
+        try:
+            store.write(record)
+        except OSError as exc:
+            raise StorageError(
+                f"could not write the record of {spec.describe()} to {store.path(spec.run_id)} "
+                f"({write_failure(exc)})"
+            ) from None
+        ended = record.status
+    except StorageError as exc:
+        ended = f"stopped, nothing stored: {exc}"
+        raise
     finally:
-        tracker.close(record.status if record else "stopped")
-    store.write(record)
+        tracker.close(ended)
     # An earlier attempt killed while saving left temporaries (Store.write's, Engine._save's).
     for stale in store.root.glob(f".{spec.run_id}.json.*.tmp"):
         stale.unlink(missing_ok=True)
@@ -227,31 +265,62 @@ def run_job(
 
 
 def pending_runs(
-    specs: list[RunSpec], store: Store, retry_failed: bool, summary: SweepSummary
+    specs: list[RunSpec],
+    store: Store,
+    retry_failed: bool,
+    summary: SweepSummary,
+    engine: EngineOptions | None = None,
 ) -> tuple[list[RunSpec], list[tuple[Path, str]]]:
-    """Runs without a readable record (or failed ones, with --retry-failed), and unreadable records."""
+    """Runs without a readable record, failed runs whose cause may be gone (or all failed runs,
+    with --retry-failed), and the unreadable records."""
     records, problems = store.load()
-    status = {r.run_id: r.status for r in records}
+    by_id = {r.run_id: r for r in records}
     todo: dict[str, RunSpec] = {}
     for spec in specs:
-        state = status.get(spec.run_id)
-        if state == "ok" or (state == "failed" and not retry_failed) or spec.run_id in todo:
+        record = by_id.get(spec.run_id)
+        if spec.run_id in todo or (record is not None and record.ok):
             summary.skipped += 1  # a spec listed twice (e.g. seeds: [0, 0]) is one run
+        elif record is not None and not retry_failed and not changed_since(record, spec, engine):
+            summary.skipped += 1
+            summary.kept.append(f"{spec.describe()}: {record.failure.reason}")
         else:
             todo[spec.run_id] = spec
     return list(todo.values()), problems
 
 
-def check_method(spec: RunSpec, data: DataCache) -> None:
+def changed_since(record: Record, spec: RunSpec, engine: EngineOptions | None) -> bool:
+    """Whether anything a failed run depended on changed since: its spec as this sweep has it
+    (a data root included; a report label is not), its data, or the engine options it ran with
+    (unknown for records older than that field, which count as unchanged)."""
+
+    def unlabelled(s: RunSpec) -> str:  # as JSON: a record read back has lists for tuples
+        body = s.model_dump(mode="json")
+        body["dataset"] = {k: v for k, v in body["dataset"].items() if k != "label"}
+        return json.dumps(body, sort_keys=True)
+
+    if unlabelled(record.spec) != unlabelled(spec):
+        return True
+    if record.data_id is not None and record.data_id != spec.data_id:
+        return True
+    return (
+        engine is not None
+        and record.engine_options is not None
+        and record.engine_options != attempt_options(engine)
+    )
+
+
+def check_method(spec: RunSpec, data: DataCache) -> int:
     """Build the run's method once on the CPU, so that its configuration errors (a network too
     large for the images, k above N, a forget rate it cannot know) stop the sweep before any
-    training, as bad data and noise do, instead of failing every run hours later."""
+    training, as bad data and noise do, instead of failing every run hours later. Returns about
+    how large its checkpoints will be, so the sweep can check the results disk has room."""
     engine = engine_for(spec, data, torch.device("cpu"), EngineOptions(progress=False))
     method_cls = get_method(spec.method["name"])
     try:
-        engine.build(method_cls, method_cls.HParams.model_validate(spec.method["hparams"]))
+        method = engine.build(method_cls, method_cls.HParams.model_validate(spec.method["hparams"]))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{spec.describe()}: {exc}") from None
+    return checkpoint_bytes(method)
 
 
 def run_sweep(
@@ -261,12 +330,22 @@ def run_sweep(
     retry_failed: bool = False,
     device_name: str | None = None,
     reports: Path | None = None,
+    origin: SuiteOrigin | None = None,
+    wait: bool = False,
 ) -> SweepSummary:
     """Run what is not stored yet on the suite's executor. Nothing on disk changes before the
     executor is set up and every pending run's data and noise are ready; nothing trains unless
-    the results folder (and `reports`, when given) can be written."""
+    the results folder (and `reports`, when given) can be written and has room for a run.
+
+    One sweep at a time trains into a results folder: the second stops with one line naming the
+    first (or, with `wait`, waits for it), then trains only what the first left. With `origin`,
+    a folder holding another suite of the same name is refused.
+
+    The first record, checkpoint or log that cannot be written stops the sweep: no further run
+    is handed out, runs in flight are stopped, and StorageError says what failed and what is
+    stored."""
     summary = SweepSummary(total=len(specs))
-    todo, problems = pending_runs(specs, store, retry_failed, summary)
+    todo, problems = pending_runs(specs, store, retry_failed, summary, suite.engine)
     device = device_name or suite.device
     # Nothing to run needs no executor: a finished Slurm sweep reports from any machine.
     executor = (
@@ -276,7 +355,7 @@ def run_sweep(
     )
     _DATA.clear()
     try:
-        checked: set[str] = set()
+        checkpoints: dict[str, int] = {}
         warned: set[str] = set()
         for spec in todo:
             _warn_majority_flips(spec, _DATA.noisy(spec), warned)
@@ -284,23 +363,51 @@ def run_sweep(
                 [spec.dataset, spec.noise["model"], spec.noise["ratio"], spec.method],
                 sort_keys=True,
             )
-            if key not in checked:
-                check_method(spec, _DATA)
-                checked.add(key)
+            if key not in checkpoints:
+                checkpoints[key] = check_method(spec, _DATA)
         if todo:
             suite.tracking.check_installed()
             check_writable(store.root, "results", "results_dir")
             if reports is not None:
                 check_writable(reports, "reports", "reports_dir")
+            largest = max(checkpoints.values()) if suite.engine.checkpoint_every else 0
+            problem = store.storage_problem(largest)
+            if problem is not None:
+                raise ConfigError(
+                    f"{problem}; nothing was trained: free space, or choose another folder "
+                    "with --set results_dir=PATH"
+                )
         if not isinstance(executor, SerialExecutor):
             _DATA.clear()  # workers load their own copy; a login node need not hold one too
-        for path, problem in problems:
-            summary.problems.append((path, problem, store.quarantine(path)))
-        if executor is not None:
-            _execute(suite, todo, store, executor, device, summary)
+        if executor is None:
+            return summary
+        with sweep_lock(store.root, wait):
+            if origin is not None:
+                claim(store.root, origin, suite.name)
+            # Another sweep may have stored runs while this one prepared or waited.
+            summary = SweepSummary(total=len(specs))
+            todo, problems = pending_runs(specs, store, retry_failed, summary, suite.engine)
+            for path, problem in problems:
+                summary.problems.append((path, problem, store.quarantine(path)))
+            try:
+                _execute(suite, todo, store, executor, device, summary)
+            except StorageError as exc:
+                raise StorageError(_stopped(str(exc), specs, store)) from None
     finally:
         _DATA.clear()
     return summary
+
+
+def _stopped(problem: str, specs: list[RunSpec], store: Store) -> str:
+    """The one line of a sweep stopped by a lost write: what failed, what is stored, what next."""
+    wanted = {spec.run_id for spec in specs}
+    stored = len(wanted & {path.stem for path in store.root.glob("*.json")})
+    return (
+        f"{problem}; the sweep stopped at once: {stored} of {len(wanted)} runs are stored "
+        f"(untouched), {len(wanted) - stored} are not: free space or make {store.root} "
+        "writable (or choose another folder with --set results_dir=PATH), then rerun the same "
+        "command"
+    )
 
 
 def _warn_majority_flips(spec: RunSpec, noisy: NoisyLabels, warned: set[str]) -> None:
@@ -349,6 +456,8 @@ def _execute(
             run_id = RunSpec.model_validate(outcome.job.spec).run_id
             running.discard(run_id)
             bar.update(1)
+            if outcome.lost_write:
+                raise StorageError(outcome.error)
             if outcome.error is None:
                 try:
                     record = read_record(store.path(run_id))

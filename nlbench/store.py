@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from nlbench.errors import ConfigError
+from nlbench.errors import ConfigError, write_failure
 from nlbench.records import OutdatedRecord, Record, parse_record
 
 
@@ -35,20 +36,45 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def check_writable(folder: Path, what: str, option: str) -> None:
-    """Create `folder` and write and delete a probe file in it, or stop with one line: a sweep must
-    learn that it cannot save results before it trains, not after."""
+RECORD_BYTES_GUESS = 256 * 1024
+"""Room assumed for a record before the folder holds one to measure (a 300-epoch record with
+per-epoch diagnostics is about 150 KB)."""
+ROOM_MARGIN = 1.5
+"""Free space a run needs, as a multiple of its record and checkpoints: the next record may be
+longer than the last, and other processes write to the same disk."""
+
+
+def writable_problem(folder: Path) -> str | None:
+    """Create `folder` and write and delete a probe file in it: None if that works, else why."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        return write_failure(exc)
+    return None
+
+
+def check_writable(folder: Path, what: str, option: str) -> None:
+    """Probe `folder` or stop with one line: a sweep must learn that it cannot save results before
+    it trains, not after."""
+    reason = writable_problem(folder)
+    if reason is not None:
         raise ConfigError(
             f"{what} folder {folder} is not writable ({reason}); nothing was trained: choose "
             f"another with --set {option}=PATH"
-        ) from None
+        )
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024**2:
+        return f"{n / 1024:.0f} KB"
+    if n < 1024**3:
+        return f"{n / 1024**2:.1f} MB"
+    return f"{n / 1024**3:.1f} GB"
 
 
 def read_record(path: Path) -> Record:
@@ -76,6 +102,38 @@ class Store:
 
     def checkpoint_path(self, run_id: str) -> Path:
         return self.root / "checkpoints" / f"{run_id}.pt"
+
+    def record_bytes(self) -> int:
+        """The newest record's size (the next run's is likely alike), or a guess before the first."""
+        newest, when = None, -1
+        for path in self.root.glob("*.json"):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            if stat.st_mtime_ns > when:
+                newest, when = stat.st_size, stat.st_mtime_ns
+        return RECORD_BYTES_GUESS if newest is None else newest
+
+    def storage_problem(self, checkpoint_bytes: int = 0) -> str | None:
+        """Why the next run could not store its results, or None: the folder must take a file,
+        and have room for a record like the last one and, when the run checkpoints, two of its
+        checkpoints (the new one is written beside the old before replacing it)."""
+        reason = writable_problem(self.root)
+        if reason is not None:
+            return f"results folder {self.root} is not writable ({reason})"
+        record = self.record_bytes()
+        need = int(ROOM_MARGIN * (record + 2 * checkpoint_bytes))
+        free = shutil.disk_usage(self.root).free
+        if free >= need:
+            return None
+        parts = f"a record of {_size(record)}" + (
+            f" and checkpoints of {_size(checkpoint_bytes)}" if checkpoint_bytes else ""
+        )
+        return (
+            f"results folder {self.root} has {_size(free)} free, and a run needs about "
+            f"{_size(need)} ({parts}, with a margin)"
+        )
 
     def write(self, record: Record) -> Path:
         path = self.path(record.run_id)

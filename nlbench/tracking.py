@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from nlbench.errors import ConfigError
+from nlbench.errors import ConfigError, StorageError, write_failure
 
 
 class TrackingOptions(BaseModel):
@@ -61,10 +61,14 @@ class RunTracker:
     def __init__(self, results: Path, run_id: str, describe: str, suite: str,
                  config: dict[str, Any], options: TrackingOptions) -> None:  # fmt: skip
         self.path = log_path(results, run_id)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = self.path.open("a", encoding="utf-8")
-        self.file.write(f"# {describe} ({run_id}), started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        self.file.flush()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise StorageError(
+                f"could not open the log {self.path} ({write_failure(exc)})"
+            ) from None
+        self._write(f"# {describe} ({run_id}), started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         self.writer = None
         self.wandb_run = None
         if options.tensorboard:
@@ -80,9 +84,18 @@ class RunTracker:
                 mode=options.wandb_mode, dir=str(results), reinit="create_new",
             )  # fmt: skip
 
+    def _write(self, line: str) -> None:
+        """Append a line now; a log that cannot grow means the results disk is full or gone."""
+        try:
+            self.file.write(line)
+            self.file.flush()
+        except OSError as exc:
+            raise StorageError(
+                f"could not write the log {self.path} ({write_failure(exc)})"
+            ) from None
+
     def __call__(self, entry: dict[str, Any], epochs: int) -> None:
-        self.file.write(format_epoch(entry, epochs) + "\n")
-        self.file.flush()
+        self._write(format_epoch(entry, epochs) + "\n")
         scalars = {"test_acc": entry["test_acc"], "images_per_second": entry["images_per_second"]}
         scalars |= {f"loss/{k}": v for k, v in entry["losses"].items()}
         scalars |= {f"diagnostics/{k}": v for k, v in entry.get("diagnostics", {}).items()}
@@ -95,8 +108,13 @@ class RunTracker:
             self.wandb_run.log(scalars, step=entry["epoch"])
 
     def close(self, status: str) -> None:
-        self.file.write(f"# {status}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        self.file.close()
+        """End the log with how the run ended (`ok` only once its record is on disk). Best effort:
+        the line matters less than the error that may be on its way up."""
+        try:
+            self.file.write(f"# {status}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            self.file.close()
+        except OSError:
+            pass
         if self.writer is not None:
             self.writer.close()
         if self.wandb_run is not None:

@@ -12,7 +12,7 @@ import torch
 
 from nlbench import runner
 from nlbench.config import ExecutorEntry, expand, load_suite
-from nlbench.errors import ConfigError
+from nlbench.errors import ConfigError, StorageError
 from nlbench.executors import (
     LocalExecutor,
     RunJob,
@@ -107,6 +107,28 @@ def test_device_slots_spread_runs_over_gpus(monkeypatch):
 def _boom(spec: dict, *rest: object) -> None:
     if spec["n"] == 1:
         raise OSError("disk on fire")
+
+
+def _lost(spec: dict, options: dict, results_dir: str, *rest: object) -> None:
+    """Job 1 cannot store its results; every job notes that it started."""
+    with (Path(results_dir) / "started").open("a") as handle:
+        handle.write(f"{spec['n']}\n")
+    if spec["n"] == 1:
+        raise StorageError("could not write the record of run 1 (No space left on device)")
+
+
+@pytest.mark.parametrize("kind", ["serial", "local"])
+def test_a_lost_write_is_one_line_and_stopping_on_it_hands_out_nothing_more(kind, tmp_path):
+    jobs = [RunJob({"n": n}, {}, str(tmp_path), "cpu") for n in range(6)]
+    pool = SerialExecutor(torch.device("cpu")) if kind == "serial" else LocalExecutor(["cpu"])
+    seen = []
+    for outcome in pool.run(_lost, jobs):
+        seen.append(outcome)
+        if outcome.lost_write:
+            break  # what the sweep does: it raises here
+    assert [o.job.spec["n"] for o in seen] == [0, 1] and not seen[0].lost_write
+    assert seen[1].error == "could not write the record of run 1 (No space left on device)"
+    assert (tmp_path / "started").read_text().split() == ["0", "1"]
 
 
 def test_serial_executor_turns_a_crash_into_an_outcome():

@@ -22,7 +22,8 @@ PACKAGES = {
     "nlbench.data": Path(nlbench.data.__file__).parent,
 }
 ORCHESTRATION = {"config", "runner", "jobs", "executors", "slurm", "devices", "store", "records", "tracking", "published",
-                 "report", "reproductions", "plots", "perf", "selection"}  # fmt: skip
+                 "report", "reproductions", "plots", "perf", "selection", "sweep_lock",
+                 "suite_origin"}  # fmt: skip
 ALLOWED = {
     "entry": {"entry", "orchestration", "engine", "api", "plugin", "data", "base"},
     "orchestration": {"orchestration", "engine", "api", "data", "base"},

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 from factories import make_record, record_dict
 
 from nlbench.errors import ConfigError
-from nlbench.store import Store, write_atomic
+from nlbench.store import RECORD_BYTES_GUESS, ROOM_MARGIN, Store, write_atomic
 
 
 def test_write_and_load_round_trips_the_typed_record(tmp_path):
@@ -80,3 +81,22 @@ def test_records_are_readable_by_others(tmp_path):
     """Cluster users share results folders: a record must not stay private like mkstemp's file."""
     path = Store(tmp_path).write(make_record("abc"))
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_room_for_a_run_is_measured_against_the_last_record_and_the_checkpoints(
+    tmp_path, monkeypatch
+):
+    store = Store(tmp_path)
+    free = {"bytes": 10**9}
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(0, 0, free["bytes"])
+    )
+    assert store.storage_problem() is None
+    free["bytes"] = int(ROOM_MARGIN * RECORD_BYTES_GUESS) - 1  # no record yet: a generous guess
+    assert "a run needs about 384 KB (a record of 256 KB, with a margin)" in store.storage_problem()
+    store.write(make_record("abc"))
+    size = store.path("abc").stat().st_size
+    free["bytes"] = int(ROOM_MARGIN * (size + 2 * 1000))
+    assert store.storage_problem(checkpoint_bytes=1000) is None
+    free["bytes"] -= 1
+    assert "and checkpoints of 1000 B" in store.storage_problem(checkpoint_bytes=1000)

@@ -30,7 +30,7 @@ from nlbench.data.image_files import class_balanced_subsample
 from nlbench.data.noise import NoiseFacts, NoisyLabels, realised_transition
 from nlbench.engine.images import ImageSource, image_source, in_order, take
 from nlbench.engine.sampling import StreamSampler
-from nlbench.errors import ConfigError
+from nlbench.errors import ConfigError, StorageError, write_failure
 from nlbench.methods.api import Diagnostics, Method, MethodHParams
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import EpochPlan, StreamBatch
@@ -60,6 +60,26 @@ class EngineOptions(BaseModel):
     data_workers: int = Field(2, ge=0)
     """Processes decoding a streamed dataset's images (0: the run's own process). Decoding is
     deterministic, so this changes speed, never numbers, and is not part of a run's id."""
+
+
+CHECKPOINT_GROWTH = 3
+"""A checkpoint's size as a multiple of a freshly built method's state: optimisers add their
+moment buffers (up to two per weight, as Adam keeps) after the first step."""
+
+
+def checkpoint_bytes(method: Method) -> int:
+    """About how large the method's checkpoints will be, from its state before training."""
+
+    def tensor_bytes(part: Any) -> int:
+        if isinstance(part, torch.Tensor):
+            return part.numel() * part.element_size()
+        if isinstance(part, dict):
+            return sum(map(tensor_bytes, part.values()))
+        if isinstance(part, (list, tuple)):
+            return sum(map(tensor_bytes, part))
+        return 0
+
+    return CHECKPOINT_GROWTH * tensor_bytes(method.state_dict())
 
 
 class RunFailed(Exception):
@@ -504,10 +524,16 @@ class Engine:
                 ),
             },
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+            tmp.unlink(missing_ok=True)
+            raise StorageError(
+                f"could not write the checkpoint {path} ({write_failure(exc)})"
+            ) from None
 
     def _resume(self, path: Path, method: Method) -> tuple[int, list[dict[str, Any]]]:
         state = torch.load(path, map_location=self.device, weights_only=False)
@@ -533,9 +559,12 @@ class Engine:
         checkpoint: Path | None = None,
         position: int = 0,
         on_epoch: Callable[[dict[str, Any], int], None] | None = None,
+        before_training: Callable[[Method], None] | None = None,
     ) -> FitResult:
         """Train `method_cls` for its epochs; `on_epoch(entry, epochs)` sees each finished epoch
-        (the runner logs it), and a checkpoint, when given, is resumed from and kept up to date."""
+        (the runner logs it), and a checkpoint, when given, is resumed from and kept up to date.
+        `before_training(method)` sees the built (and resumed) method before the first step: the
+        runner checks there that the run's record and checkpoints will fit, and may stop it."""
         hp = method_cls.HParams.model_validate(hparams)
         try:
             method = self.build(method_cls, hp)
@@ -546,6 +575,8 @@ class Engine:
         if checkpoint is not None and checkpoint.exists():
             start, epochs = self._resume(checkpoint, method)
             resumed = start
+        if before_training is not None:
+            before_training(method)
         train_seconds, seen_total = 0.0, 0
         estimates: dict[str, list[list[float]]] = {}
         bar = tqdm(
