@@ -80,6 +80,11 @@ class NoiseEntry(_Strict):
     @field_validator("ratios")
     @classmethod
     def _ratios_in_range(cls, ratios: list[float | None]) -> list[float | None]:
+        if not ratios:
+            raise ValueError(
+                "ratios is empty, so this entry would add no run: list at least one, e.g. [0.2] "
+                "(leave the key out for a model whose ratio is read, not set)"
+            )
         for r in ratios:
             if r is not None and not 0.0 <= r <= 1.0:
                 raise ValueError(

@@ -27,9 +27,40 @@ class StorageError(NlbenchError):
     be lost the same way. The message says what failed; the sweep adds what is still stored."""
 
 
+ALIASES = {
+    "learning_rate": "lr",
+    "lr_rate": "lr",
+    "wd": "weight_decay",
+    "decay": "weight_decay",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "max_epochs": "epochs",
+    "epoch": "epochs",
+    "bs": "batch_size",
+    "batchsize": "batch_size",
+    "arch": "network",
+    "model": "network",
+    "net": "network",
+    "backbone": "network",
+    "seed": "seeds",
+    "method": "methods",
+    "dataset": "datasets",
+    "ratio": "ratios",
+    "noise_rate": "ratios",
+    "noise_ratio": "ratios",
+}
+"""Names other code bases use for ours: spelling distance alone would send `learning_rate` to
+`eta_min_ratio`. A hint follows an alias only where its target is one of the valid names."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A ' (did you mean X?)' hint for the closest valid name, or '' when none is close."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    """A ' (did you mean X?)' hint for the valid name `word` is a known alias of, else the
+    closest one by spelling, or '' when none is close."""
+    choices = list(choices)
+    alias = ALIASES.get(word.lower())
+    if alias in choices:
+        return f" (did you mean '{alias}'?)"
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 

@@ -177,14 +177,26 @@ class OutdatedRecord(ValueError):
         self.version = version
 
 
+class NewerRecord(ValueError):
+    """A record of a newer schema version: this nlbench cannot read it, and must neither mix it
+    in, move it aside nor train its run again."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"schema version {version}, this nlbench reads {SCHEMA_VERSION}")
+        self.version = version
+
+
 def parse_record(raw: Any) -> Record:
-    """A record from parsed JSON; ValueError says what is wrong, OutdatedRecord if it is old."""
+    """A record from parsed JSON; ValueError says what is wrong, OutdatedRecord if it is old,
+    NewerRecord if a newer nlbench wrote it."""
     if not isinstance(raw, dict):
         raise ValueError("not a JSON object")
     version = raw.get("schema_version", raw.get("schema"))
     if version != SCHEMA_VERSION:
-        if isinstance(version, int) and version < SCHEMA_VERSION:
-            raise OutdatedRecord(version)
+        if isinstance(version, int) and not isinstance(version, bool):
+            if version < SCHEMA_VERSION:
+                raise OutdatedRecord(version)
+            raise NewerRecord(version)
         raise ValueError(f"schema version {version!r}, expected {SCHEMA_VERSION}")
     try:
         return Record.model_validate(raw)

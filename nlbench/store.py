@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from nlbench.errors import ConfigError, write_failure
-from nlbench.records import OutdatedRecord, Record, parse_record
+from nlbench.records import NewerRecord, OutdatedRecord, Record, parse_record
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -144,11 +144,14 @@ class Store:
         """All readable records, and (path, problem) for each unreadable one.
 
         Records of an older schema version stop everything with one ConfigError before anything
-        is read further or moved: they were made by other code and must not be mixed in.
+        is read further or moved: they were made by other code and must not be mixed in. So do
+        records of a newer one, which this code cannot read: they are not damaged, and moving
+        them aside would retrain their runs.
         """
         records: list[Record] = []
         problems: list[tuple[Path, str]] = []
         outdated: list[tuple[Path, OutdatedRecord]] = []
+        newer: list[tuple[Path, NewerRecord]] = []
         if not self.root.is_dir():
             return records, problems
         for path in sorted(self.root.glob("*.json")):
@@ -156,8 +159,17 @@ class Store:
                 records.append(read_record(path))
             except OutdatedRecord as exc:
                 outdated.append((path, exc))
+            except NewerRecord as exc:
+                newer.append((path, exc))
             except (ValueError, OSError) as exc:
                 problems.append((path, str(exc)))
+        if newer:
+            path, exc = newer[0]
+            raise ConfigError(
+                f"{self.root}: {len(newer)} record(s) (e.g. {path.name}, {exc}) were written by a "
+                "newer nlbench; nothing was moved or trained: upgrade nlbench to use this folder, "
+                "or choose another with --set results_dir=PATH"
+            )
         if outdated:
             version = outdated[0][1].version
             raise ConfigError(

@@ -3,6 +3,7 @@ one clear line (exit 2, nothing written, no epoch trained) or the right behaviou
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -112,6 +113,15 @@ SUITE_CASES = {
                           " {name: ce, hparams: {epochs: 1, network: mlp}}]",
                           "methods[1] (ce) resolves to the same recipe as methods[0]"),
     "unsafe name": ("name: bad", "name: ../../x", "cannot name a results folder"),
+    "no ratios": ("ratios: [0.2]", "ratios: []", "noise[0].ratios: ratios is empty"),
+    "negative checkpoint_every": ("engine: {progress: false}",
+                                  "engine: {progress: false, checkpoint_every: -1}",
+                                  "engine.checkpoint_every: Input should be greater than or equal to 0"),
+    "eval batch of 0": ("engine: {progress: false}", "engine: {progress: false, eval_batch_size: 0}",
+                        "engine.eval_batch_size: Input should be greater than or equal to 1"),
+    "another code base's name": ("{network: mlp, epochs: 1}",
+                                 "{network: mlp, epochs: 1, learning_rate: 0.1}",
+                                 "unknown key 'learning_rate' (did you mean 'lr'?)"),
 }  # fmt: skip
 
 
@@ -241,3 +251,25 @@ def test_perf_refuses_a_method_it_cannot_build_before_timing(write_suite, tmp_pa
     assert main(["perf", str(suite), "--out", str(out)]) == 2
     one_line(capsys, "k=500 neighbours but an epoch trains on at most 64 samples")
     assert not out.exists()
+
+
+def test_records_of_a_newer_nlbench_stop_the_sweep_and_the_report_untouched(
+    write_suite, tmp_path, capsys, monkeypatch
+):
+    """A record of schema version 3 used to be called 'unreadable', moved aside and retrained."""
+    path = write_suite(BASE)
+    assert main(["run", str(path)]) == 0
+    results = tmp_path / "results" / "bad"
+    (record,) = results.glob("*.json")
+    raw = json.loads(record.read_text())
+    record.write_text(json.dumps(raw | {"schema_version": 3, "a_new_field": 1}))
+    before = {p.name: p.read_bytes() for p in results.iterdir() if p.is_file()}
+    capsys.readouterr()
+    calls = []
+    monkeypatch.setattr(Engine, "fit", lambda *a, **k: calls.append(a) or 1 / 0)
+    for argv in (["run", str(path)], ["report", str(results)]):
+        assert main(argv) == 2
+        line = one_line(capsys, f"1 record(s) (e.g. {record.name}, schema version 3, this ")
+        assert "were written by a newer nlbench" in line and "nothing was moved" in line
+    assert {p.name: p.read_bytes() for p in results.iterdir() if p.is_file()} == before
+    assert calls == []

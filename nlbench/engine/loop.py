@@ -51,8 +51,9 @@ class EngineOptions(BaseModel):
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
     neighbour_backend: Literal["auto", "faiss", "torch"] = "auto"
-    eval_batch_size: int = 1024
-    checkpoint_every: int = 0
+    eval_batch_size: int = Field(1024, ge=1)
+    checkpoint_every: int = Field(0, ge=0)
+    """Save a checkpoint every N epochs (0: never)."""
     progress: bool = True
     cpu_threads: int = Field(1, ge=1)
     """torch's CPU threads for each run, whatever executor runs it: the thread count changes the
