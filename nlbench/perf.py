@@ -30,7 +30,7 @@ from nlbench.engine.loop import RunFailed
 from nlbench.errors import ConfigError
 from nlbench.methods.api import get as get_method
 from nlbench.methods.toolkit.views import make_view
-from nlbench.runner import DataCache, check_method, engine_for
+from nlbench.runner import DataCache, check_method, prepare_run
 from nlbench.store import write_atomic
 
 PLAIN = {"amp": False, "channels_last": False, "cudnn_benchmark": False, "compile": False}
@@ -70,7 +70,7 @@ def time_method(
     """Run `epochs` epochs of one spec and summarise the steady-state epoch."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    engine = engine_for(spec, data, device, options)
+    engine = prepare_run(spec, data, device, options)  # as a sweep starts the run
     hparams = {**spec.method["hparams"], "epochs": epochs}
     try:
         fit = engine.fit(get_method(spec.method["name"]), hparams, describe=f"perf {path}")
@@ -98,13 +98,12 @@ def time_method(
     )
 
 
-def _concurrent_run(spec: dict, options: dict, epochs: int, device: str, threads: int) -> int:
-    """One of N runs sharing the device (a spawned process): the training images it processed."""
-    torch.set_num_threads(threads)
+def _concurrent_run(spec: dict, options: dict, epochs: int, device: str) -> int:
+    """One of N runs sharing the device (a spawned process, as a local worker is): the training
+    images it processed."""
     run = RunSpec.model_validate(spec)
-    engine = engine_for(
-        run, DataCache(), torch.device(device), EngineOptions.model_validate(options)
-    )
+    options = EngineOptions.model_validate(options)
+    engine = prepare_run(run, DataCache(), torch.device(device), options)
     fit = engine.fit(get_method(run.method["name"]), {**run.method["hparams"], "epochs": epochs})
     return fit.images_seen
 
@@ -133,7 +132,8 @@ def concurrency(
     This is what `runs_per_device` buys: small recipes leave a big GPU idle between kernel
     launches, and concurrent runs fill those gaps. Each count starts its processes together and
     divides all their training images by the wall time until the last one ends (start-up and
-    data loading included, as a sweep pays them too).
+    data loading included, as a sweep pays them too). Each process starts its run as a sweep's
+    worker does, on `engine.cpu_threads` threads.
     """
     device = resolve_device(device_name or suite.device)
     spec = expand(suite)[0]
@@ -141,12 +141,10 @@ def concurrency(
     context = multiprocessing.get_context("spawn")
     rows = []
     for count in counts:
-        threads = max(1, (os.cpu_count() or 1) // count)
         start = time.perf_counter()
         with context.Pool(count) as pool:
             seen = pool.starmap(
-                _concurrent_run,
-                [(spec.model_dump(), options, epochs, str(device), threads)] * count,
+                _concurrent_run, [(spec.model_dump(), options, epochs, str(device))] * count
             )
         wall = time.perf_counter() - start
         rows.append(

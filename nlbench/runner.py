@@ -166,6 +166,17 @@ def engine_for(
     )
 
 
+def prepare_run(
+    spec: RunSpec, data: DataCache, device: torch.device, options: EngineOptions
+) -> Engine:
+    """The engine of one run, in a process set up as every run's is: torch's CPU threads set to
+    `engine.cpu_threads` (part of the run: they order a CPU's floating-point sums). Sweeps
+    (`run_one`, in any executor) and `perf` both start runs here, so a timing is of the run a
+    sweep would train."""
+    torch.set_num_threads(options.cpu_threads)
+    return engine_for(spec, data, device, options)
+
+
 def run_one(
     spec: RunSpec,
     data: DataCache,
@@ -182,7 +193,7 @@ def run_one(
     (the sweep stops); the log's last line says `ok` only once the record is on disk.
     """
     noisy = data.noisy(spec)
-    engine = engine_for(spec, data, device, options)
+    engine = prepare_run(spec, data, device, options)
     checkpoint = store.checkpoint_path(spec.run_id) if options.checkpoint_every else None
     tracker = RunTracker(store.root, spec.run_id, spec.describe(), spec.suite,
                          spec.model_dump(), tracking or TrackingOptions())  # fmt: skip
@@ -245,13 +256,12 @@ def run_job(
     """One run as an executor ships it: top-level and plain data, so it pickles to a spawned
     worker or a Slurm job. Each process keeps its own data cache across the runs it gets.
 
-    Every executor runs it with the engine's `cpu_threads`, so the same run id gives the same
-    numbers in this process, a worker or a Slurm job. A run whose ok record already exists is not
-    trained again: a Slurm job requeued just as it finished, or a sweep started twice, must not
-    redo finished work.
+    Every run starts through `prepare_run` (the engine's `cpu_threads`), so the same run id gives
+    the same numbers in this process, a worker or a Slurm job. A run whose ok record already
+    exists is not trained again: a Slurm job requeued just as it finished, or a sweep started
+    twice, must not redo finished work.
     """
     engine_options = EngineOptions.model_validate(options)
-    torch.set_num_threads(engine_options.cpu_threads)
     run = RunSpec.model_validate(spec)
     store = Store(Path(results_dir))
     try:

@@ -150,3 +150,31 @@ def test_views_of_one_kind_are_built_in_one_call_and_differ_per_image(monkeypatc
     first, second = views["labelled"]
     assert first.shape == second.shape == (16, 3, 32, 32)
     assert not torch.equal(first, second)  # two draws of the same images
+
+
+def test_perf_starts_its_runs_as_a_sweep_does_with_the_suites_cpu_threads(
+    write_suite, tmp_path, monkeypatch
+):
+    """perf timed on whatever threads its process had, not the suite's `engine.cpu_threads`."""
+    suite = write_suite("""
+name: perfthreads
+datasets: [{name: synthetic, options: {n_train: 64, n_test: 16, num_classes: 4, size: 8}}]
+noise: [{model: sym, ratios: [0.5]}]
+methods: [{name: ce, hparams: {network: mlp, batch_size: 32}}]
+engine: {cpu_threads: 2}
+""")
+    seen = []
+    real_fit = Engine.fit
+
+    def fit(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "fit", fit)
+    before = torch.get_num_threads()
+    try:
+        argv = ["perf", str(suite), "--epochs", "1", "--device", "cpu", "--out", str(tmp_path)]
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [2]

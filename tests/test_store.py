@@ -52,15 +52,25 @@ def test_truncated_record_is_reported_and_quarantined(tmp_path):
 
 def test_unknown_schema_missing_field_and_mismatched_id_are_problems(tmp_path):
     store = Store(tmp_path)
-    (tmp_path / "a.json").write_text(json.dumps({**record_dict("a"), "schema_version": 99}))
+    (tmp_path / "a.json").write_text(json.dumps({**record_dict("a"), "schema_version": "two"}))
     (tmp_path / "b.json").write_text(json.dumps(record_dict("not-b")))
     no_env = record_dict("c")
     del no_env["env"]
     (tmp_path / "c.json").write_text(json.dumps(no_env))
     problems = dict((p.name, m) for p, m in store.load()[1])
-    assert "schema version 99" in problems["a.json"]
+    assert "schema version 'two'" in problems["a.json"]
     assert "does not match" in problems["b.json"]
     assert "field 'env'" in problems["c.json"]
+
+
+def test_a_newer_schema_is_refused_with_one_line_and_left_in_place(tmp_path):
+    """A record a newer nlbench wrote is not damaged: it is neither a problem nor moved aside."""
+    store = Store(tmp_path)
+    store.write(make_record("new"))
+    (tmp_path / "a.json").write_text(json.dumps({**record_dict("a"), "schema_version": 99}))
+    with pytest.raises(ConfigError, match="were written by a newer nlbench"):
+        store.load()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "new.json"]
 
 
 def test_an_older_schema_is_refused_with_one_line_and_left_in_place(tmp_path):

@@ -10,8 +10,9 @@ import pytest
 
 from nlbench.cli import main
 from nlbench.config import expand, load_suite
+from nlbench.errors import StorageError
 from nlbench.methods.ce import CrossEntropy
-from nlbench.tracking import last_epoch, log_path
+from nlbench.tracking import RunTracker, TrackingOptions, last_epoch, log_path
 
 SUITE = """
 name: watch
@@ -106,3 +107,28 @@ def test_running_runs_show_their_epoch_on_the_sweep_bar(tmp_path):
 
 def test_logs_live_beside_the_records(tmp_path):
     assert log_path(tmp_path / "results" / "s", "r1") == Path(tmp_path / "results/s/logs/r1.log")
+
+
+class _FullFile:
+    """A log file on a disk that just filled up."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_log_that_cannot_grow_is_a_storage_error_and_closing_it_never_raises(tmp_path):
+    tracker = RunTracker(tmp_path, "abc", "ce | x", "watch", {}, TrackingOptions())
+    assert log_path(tmp_path, "abc").read_text().startswith("# ce | x (abc), started ")
+    tracker.file.close()
+    tracker.file = _FullFile()
+    entry = {"epoch": 0, "test_acc": 50.0, "losses": {}, "seconds": {"train": 1.0},
+             "images_per_second": 1.0}  # fmt: skip
+    with pytest.raises(StorageError, match=r"could not write the log .*abc.log \(No space left"):
+        tracker(entry, 4)
+    tracker.close("stopped")  # the error on its way up matters more than this line
