@@ -111,8 +111,8 @@ class ExecutorEntry(_Strict):
     """
 
     kind: Literal["serial", "local", "slurm"] = "serial"
-    # local: runs at once (default: GPUs x runs_per_device on CUDA, 2 on the CPU); each worker
-    # gets cpus // workers torch threads, because oversubscribed cores make training crawl.
+    # local: runs at once (default: GPUs x runs_per_device on CUDA, 2 on the CPU); each run
+    # uses `engine.cpu_threads` torch threads whatever runs it (part of the run: see EngineOptions).
     workers: int | None = Field(None, ge=1)
     runs_per_device: int = Field(1, ge=1)
     # slurm: resources of each run's job, and how many jobs of the array may run at once.
