@@ -22,7 +22,7 @@ PACKAGES = {
     "nlbench.data": Path(nlbench.data.__file__).parent,
 }
 ORCHESTRATION = {"config", "runner", "jobs", "executors", "slurm", "devices", "store", "records", "tracking", "published",
-                 "report", "plots", "perf", "selection"}  # fmt: skip
+                 "report", "plots", "perf", "selection", "stats"}  # fmt: skip
 ALLOWED = {
     "entry": {"entry", "orchestration", "engine", "api", "plugin", "data", "base"},
     "orchestration": {"orchestration", "engine", "api", "data", "base"},
