@@ -21,13 +21,17 @@ EXIT_PROBLEMS = 3
 
 
 def _report(
-    results: Path, out: Path, suite_file: Path | None = None, headline: str | None = None
+    results: Path,
+    out: Path,
+    suite_file: Path | None = None,
+    headline: str | None = None,
+    baseline: str | None = None,
 ) -> tuple[object, list[tuple[Path, str]]]:
     """Rebuild the report of `results`. A paper suite's published table, and the recipe its Δ
     holds for, come from the suite file as written (never from `--set` overrides: a shortened
     run must not be compared with the paper); for `report`, from the shipped suite of the
     records' name. `headline` is the selection rule to lead with (the suite's, as run); without
-    it, the suite file's, else the records'."""
+    it, the suite file's, else the records'. `baseline` likewise (default: ce)."""
     from nlbench.config import expand, expected_recipes, load_suite
     from nlbench.report import build_report
     from nlbench.store import Store
@@ -48,17 +52,22 @@ def _report(
     expected = expected_recipes(expand(suite)) if paper or reference else None
     if headline is None and suite is not None and suite.selection is not None:
         headline = suite.selection.headline
+    if baseline is None:
+        baseline = (suite.baseline if suite is not None else None) or "ce"
     problems_text = [(str(p), m) for p, m in problems]
     paths = build_report(records, out, problems=problems_text, paper=paper, expected=expected,
-                         headline=headline, reference=reference)  # fmt: skip
+                         headline=headline, reference=reference, baseline=baseline)  # fmt: skip
     return paths, problems
 
 
 def _print_paths(paths) -> None:
     print(f"leaderboard: {paths.markdown}")
     print(f"csv:         {paths.csv}")
+    print(f"cells:       {paths.cells}")
     for plot in paths.plots:
         print(f"plot:        {plot}")
+    if paths.seeds_needed:
+        print(f"seeds-needed: {paths.seeds_needed}")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -151,7 +160,7 @@ def _run_suite(
         print(f"failed earlier, kept: {line}")
     if summary.ran + summary.skipped:
         headline = suite.selection.headline if suite.selection is not None else None
-        paths, _ = _report(results, reports, suite_file, headline)
+        paths, _ = _report(results, reports, suite_file, headline, suite.baseline)
         _print_paths(paths)
     for path, problem, moved in summary.problems:
         print(

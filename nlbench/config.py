@@ -175,6 +175,7 @@ class Suite(_Strict):
     """Runs of the official code under the suite's protocol (`nlbench.published.Reference`)."""
     selection: SelectionEntry | None = None
     search: SearchEntry | None = None
+    baseline: str | None = None  # the method the report counts wins/ties/losses against (ce)
     results_dir: str = "results"
     reports_dir: str = "reports"
 
@@ -220,6 +221,16 @@ class Suite(_Strict):
                 "`selection: {split: noisy_val, fraction: 0.1}`"
             )
         return search
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_is_a_method(cls, baseline: str | None, info: ValidationInfo) -> str | None:
+        names = [entry.name for entry in info.data.get("methods") or []]
+        if baseline is not None and names and baseline not in names:
+            raise ValueError(
+                f"baseline '{baseline}' is none of the suite's methods ({', '.join(names)})"
+            )
+        return baseline
 
     @field_validator("seeds")
     @classmethod

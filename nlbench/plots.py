@@ -19,8 +19,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from nlbench.selection import rank_agreement
+from nlbench.stats import ALPHA, Ranking
 
-PREFIXES = ("acc_vs_noise_", "curves_", "diagnostics_", "transition_", "val_vs_test_")
+PREFIXES = ("acc_vs_noise_", "curves_", "diagnostics_", "transition_", "val_vs_test_", "cd_")
 DIAGNOSTIC_ORDER = (
     "selection_precision",
     "selection_recall",
@@ -205,6 +206,40 @@ def val_vs_test(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
         ax.grid(alpha=0.3)
     _legend(list(grid.flat))
     _title(fig, f"{title}: does the noisy validation rank runs as the test set does?")
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def critical_difference(ranking: Ranking, title: str, path: Path) -> Path:
+    """The critical-difference diagram of a suite: average ranks on an axis (1 = best, left), and
+    a bar under every group of methods that Nemenyi's test does not tell apart (one bar over all
+    when Friedman's test does not reject). Drawn by scikit-posthocs on this module's own figure;
+    its labels sit outside the axes, so the margins are sized to the longest one."""
+    import scikit_posthocs
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    label = max(len(str(row)) for row in ranking.ranks.index) + 7  # "name (1.25)"
+    side = 0.085 * label + 0.2  # inches
+    width = 4.5 + 2 * side
+    fig = Figure(figsize=(width, 1.7 + 0.32 * len(ranking.ranks)))
+    ax = fig.add_subplot()
+    scikit_posthocs.critical_difference_diagram(
+        ranking.ranks,
+        ranking.significance(),
+        ax=ax,
+        alpha=ALPHA,
+        cd=ranking.cd if ranking.nemenyi is not None else None,
+        label_fmt_left="{label} ({rank:.2f})",
+        label_fmt_right="({rank:.2f}) {label}",
+    )
+    verdict = f"Nemenyi CD = {ranking.cd:.2f}" if ranking.nemenyi is not None else "no pair differs"
+    _title(
+        fig,
+        f"average rank over {len(ranking.means)} cells, {title} (Friedman p = "
+        f"{ranking.friedman_p:.3g}; {verdict})",
+    )
+    top = 1 - 1.0 / fig.get_figheight()
+    fig.subplots_adjust(left=side / width, right=1 - side / width, top=top, bottom=0.03)
     fig.savefig(path, dpi=DPI)
     return path
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nlbench import plots, selection
+from nlbench import plots, selection, stats
 from nlbench.config import dataset_label, label_options, noise_label_options
 from nlbench.data.noise import majority_flips, realised_transition
 from nlbench.published import (
@@ -118,6 +118,8 @@ class ReportPaths:
     markdown: Path
     csv: Path
     plots: list[Path]
+    cells: Path | None = None
+    seeds_needed: str = ""
 
 
 def build_report(
@@ -128,14 +130,17 @@ def build_report(
     expected: dict | None = None,
     headline: str | None = None,
     reference: Sequence[Reference] = (),
+    baseline: str = "ce",
 ) -> ReportPaths:
-    """Write leaderboard.md, leaderboard.csv and plots/*.png for these records into `out_dir`.
+    """Write leaderboard.md, leaderboard.csv, leaderboard_cells.csv (one row per table cell, its
+    interval and tie) and plots/*.png for these records into `out_dir`.
 
     `records` may hold failed runs as well; `problems` are (path, why) for records the store could
     not read. Failed runs and problems are listed, never silently dropped, because a missing cell
     otherwise looks like a method that was never run. Plots from an earlier report are removed
     first so the folder matches the leaderboard. `headline` ("noisy_val" or "last") is the rule
     the tables lead with where runs have a noisy validation split; None reads it from the records.
+    `baseline` is the row every method is counted against in the suite's win/tie/loss table.
     """
     ok = [r for r in records if r.ok]
     failures = sorted((r for r in records if not r.ok), key=lambda r: r.run_id)
@@ -154,13 +159,18 @@ def build_report(
 
     markdown = out_dir / "leaderboard.md"
     published = Published(list(paper), list(reference), expected or {})
+    shown = _shown_runs(runs.assign(headline=headline) if headline is not None else runs)
+    suite, suite_plots, seeds_needed = _suite_section(shown, baseline, plot_dir, out_dir)
     text = leaderboard_markdown(
-        ok, runs, failures, list(problems or []), group_plots, out_dir, published, headline
+        ok, runs, failures, list(problems or []), group_plots, out_dir, published, headline, suite
     )
     markdown.write_text(text, encoding="utf-8")
     csv = out_dir / "leaderboard.csv"
     long_form(ok + failures).to_csv(csv, index=False)
-    return ReportPaths(markdown, csv, [p for paths in group_plots.values() for p in paths])
+    cells = out_dir / "leaderboard_cells.csv"
+    cell_frame(shown).to_csv(cells, index=False)
+    drawn = [p for paths in group_plots.values() for p in paths] + suite_plots
+    return ReportPaths(markdown, csv, drawn, cells, seeds_needed)
 
 
 def run_frame(records: list[Record]) -> pd.DataFrame:
@@ -320,9 +330,11 @@ def leaderboard_markdown(
     out_dir: Path,
     published: Published | None = None,
     headline: str | None = None,
+    suite: str = "",
 ) -> str:
     """The whole leaderboard.md: a header that says how to read it, then one section per group
-    (with the paper's numbers beside ours where the suite carries them)."""
+    (with the paper's numbers beside ours where the suite carries them), then `suite` (the
+    comparisons across the suite's cells)."""
     if headline is not None:
         runs = runs.assign(headline=headline)
     parts = [_header(ok, runs, failures, problems)]
@@ -340,7 +352,8 @@ def leaderboard_markdown(
             )
         tables = _metrics(shown)
         for metric, title in tables:
-            parts.append(f"### {title}\n\n{metric_table(shown, metric)}")
+            claims = metric != "best_acc"  # nothing is significant on test-selected numbers
+            parts.append(f"### {title}\n\n{metric_table(shown, metric, claims)}")
             if metric == tables[0][0]:
                 parts.append(_group_notes(shown, recipes=not searched))
         for name in sorted({name for found in shown["more_test"] for name in found}):
@@ -362,6 +375,8 @@ def leaderboard_markdown(
                 f"[{p.name}]({p.relative_to(out_dir).as_posix()})" for p in group_plots[group]
             )
             parts.append(f"Plots: {links}")
+    if suite:
+        parts.append(suite)
     parts.append("## Failed runs\n\n" + _failed_table(failures))
     parts.append("## Unreadable records\n\n" + _problems_table(problems))
     return "\n\n".join(parts) + "\n"
@@ -414,24 +429,160 @@ def _agreement_table(frame: pd.DataFrame) -> str:
     )
 
 
-def metric_table(frame: pd.DataFrame, metric: str) -> str:
-    """Methods as rows, noise columns as columns, "mean ± std (n)" cells, best mean in bold.
+def metric_table(frame: pd.DataFrame, metric: str, claims: bool = True) -> str:
+    """Methods as rows, noise columns as columns, "mean ± std [95 % interval] (n)" cells; in bold
+    the column's best mean and every method not shown to be worse than it by more than the ROPE
+    (`stats.cells`, paired by seed); the legend under the table names the interval, test, α and
+    ROPE (in points; a hundredth of it for the detection tables' fractions). `claims` False
+    (test-selected numbers) bolds nothing.
 
-    std is the sample std (ddof=1); with one run it is shown as "–", because 0.00 would claim a
-    spread that was never measured. Bold goes to every row whose mean, as printed, ties the best.
+    std is the sample std (ddof=1); with one run it is shown as "–" and no interval, because 0.00
+    would claim a spread that was never measured.
     """
-    stats = frame.groupby(["row", "column"])[metric].agg(["mean", "std", "count"])
-    stats = stats[stats["count"] > 0]
-    shown = stats["mean"].map("{:.2f}".format).astype(str)
-    spread = stats["std"].map("{:.2f}".format).astype(str).where(stats["count"] > 1, "–")
-    text = shown + " ± " + spread + " (" + stats["count"].astype(str) + ")"
-    value = shown.astype(float)
-    text = text.where(value < value.groupby(level="column").transform("max"), "**" + text + "**")
+    rope = stats.ROPE / 100 if metric in DETECTION else stats.ROPE
+    found = stats.cells(frame, metric, claims, rope)
+    text = {(c.row, c.column): _cell_text(c) for c in found.itertuples()}
     columns = _column_order(frame)
     rows = sorted(frame["row"].unique())
-    table = text.unstack("column").reindex(index=rows, columns=columns).fillna("")
-    body = [[row, *cells] for row, cells in zip(table.index, table.to_numpy().tolist())]
-    return _markdown_table(["method", *columns], body, right=range(1, len(columns) + 1))
+    body = [[row, *(text.get((row, column), "") for column in columns)] for row in rows]
+    table = _markdown_table(["method", *columns], body, right=range(1, len(columns) + 1))
+    return f"{table}\n\n{stats.legend(found, claims, rope)}"
+
+
+def _cell_text(cell) -> str:
+    """`82.59 ± 2.73 [75.8, 89.4] (3)`: the interval one decimal shorter where it is in points."""
+    spread = f"{cell.std:.2f}" if cell.n > 1 else "–"
+    digits = 1 if abs(cell.mean) >= 1 else 2
+    span = f" [{cell.low:.{digits}f}, {cell.high:.{digits}f}]" if cell.interval else ""
+    text = f"{cell.mean:.2f} ± {spread}{span} ({cell.n})"
+    return f"**{text}**" if cell.tied else text
+
+
+def _shown_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per group, the runs its tables show: a search's chosen configurations, else every run."""
+    parts = [
+        selection.chosen_runs(frame) if frame["trial"].notna().any() else frame
+        for _, frame in runs.groupby("group")
+    ]
+    return pd.concat(parts) if parts else runs
+
+
+def cell_frame(shown: pd.DataFrame) -> pd.DataFrame:
+    """Every table cell of every group and selection rule at full precision (leaderboard_cells.csv):
+    n, mean, std, the interval and its kind, and the tie with the column's best with its evidence."""
+    parts = [
+        stats.cells(frame, metric, claims=metric != "best_acc").assign(group=group, metric=metric)
+        for group, frame in shown.groupby("group")
+        for metric, _ in _metrics(frame)
+    ]
+    columns = ["group", "metric", *stats.CELL_COLUMNS]
+    return pd.concat(parts)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def _suite_section(
+    shown: pd.DataFrame, baseline: str, plot_dir: Path, out_dir: Path
+) -> tuple[str, list[Path], str]:
+    """Across the suite's (dataset, noise, ratio) cells, per selection rule but the oracle: average
+    ranks, wins/ties/losses against `baseline`, Friedman's test and a critical-difference diagram;
+    then, for the headline rule, the seeds its closest pairs need. Returns the Markdown, the
+    diagrams and the one-line seeds-needed summary."""
+    rules = [(m, title) for m, title in _metrics(shown) if m != "best_acc"] if len(shown) else []
+    if not rules:
+        return "", [], ""
+    parts, drawn = ["## Across the suite"], []
+    cells = shown.groupby(["group", "column"]).ngroups
+    for metric, title in rules:
+        parts.append(f"### ranks over the {cells} (dataset, noise, ratio) cells: {title}")
+        ranking = stats.ranking(shown, metric)
+        record = stats.win_tie_loss(shown, metric, baseline)
+        rows = sorted(shown.dropna(subset=[metric])["row"].unique())
+        if ranking is not None:
+            rows = [*ranking.ranks.index, *(r for r in rows if r not in ranking.ranks.index)]
+        body = []
+        for row in rows:
+            rank = f"{ranking.ranks[row]:.2f}" if ranking and row in ranking.ranks else "–"
+            if row == baseline:
+                versus = "(baseline)"
+            elif row in record.index:
+                w, t, lost, untested = record.loc[row]
+                versus = f"{w} / {t} / {lost}" + (f" ({untested} untested)" if untested else "")
+            else:
+                versus = "–"
+            body.append([row, rank, versus])
+        header = ["method", "average rank (1 = best)", f"vs {baseline}: wins / ties / losses"]
+        parts.append(_markdown_table(header, body, right=(1, 2)))
+        parts.append(_ranking_note(ranking, baseline, record.empty))
+        if ranking is not None:
+            path = plots.critical_difference(ranking, title, plot_dir / f"cd_{metric}.png")
+            drawn.append(path)
+            parts.append(
+                f"Critical-difference diagram: [{path.name}]({path.relative_to(out_dir).as_posix()})"
+            )
+    metric, title = rules[0]
+    pairs = stats.closest_pairs(shown, metric)
+    ran = int(shown.groupby(["group", "column", "row"])["seed"].nunique().max())
+    line = stats.seeds_needed_line(pairs, ran)
+    if line:
+        parts.append(f"### seeds needed by the closest pairs: {title}\n\n" + _pairs_table(pairs))
+        parts.append(f"Seeds needed: {line}.")
+    return "\n\n".join(parts), drawn, line
+
+
+def _ranking_note(ranking: stats.Ranking | None, baseline: str, no_baseline: bool) -> str:
+    """What the rank table claims: Friedman's verdict, Nemenyi's CD, the win/tie/loss rule."""
+    notes = []
+    if ranking is None:
+        notes.append("No Friedman test: it needs at least 2 cells and 3 methods run in every one.")
+    else:
+        verdict = (
+            f"< {stats.ALPHA:g}: pairs further apart than Nemenyi's critical difference "
+            f"({ranking.cd:.2f} ranks) differ"
+            if ranking.nemenyi is not None
+            else f"≥ {stats.ALPHA:g}: the ranks are not shown to differ, no pair is claimed"
+        )
+        notes.append(
+            f"Friedman's test over {len(ranking.means)} cells and "
+            f"{len(ranking.ranks)} methods: p = {ranking.friedman_p:.3g} {verdict}."
+        )
+        if ranking.left_out:
+            notes.append(f"Not ranked (missing from some cell): {', '.join(ranking.left_out)}.")
+    if no_baseline:
+        notes.append(
+            f"No win/tie/loss: the baseline '{baseline}' (the suite's `baseline:`) is in no cell."
+        )
+    else:
+        notes.append(
+            f"A win or loss is a gap to {baseline} beyond the ROPE of {stats.ROPE:g} in "
+            "one cell, by the tables' paired test (Holm over the cell's comparisons); "
+            "untested: fewer than 2 paired seeds."
+        )
+    return " ".join(notes)
+
+
+def _pairs_table(pairs: pd.DataFrame) -> str:
+    """Per cell, the best mean against the runner-up and the seeds their gap would need."""
+    body = []
+    for p in pairs.itertuples():
+        gap = f"{p.gap:+.2f} ± {p.sd:.2f}" if p.n > 1 else "–"
+        if p.n < 2:
+            needed = "– (fewer than 2 paired seeds)"
+        elif p.seeds is None or pd.isna(p.seeds):
+            needed = "never (inside the ROPE)"
+        elif p.seeds == float("inf"):
+            needed = f"> {stats.MAX_SEEDS}"
+        else:
+            needed = f"{p.seeds:g}"
+        body.append([p.group, p.column, p.best, p.second, gap, str(p.n), needed])
+    header = [
+        "table",
+        "noise",
+        "best",
+        "runner-up",
+        "paired gap (mean ± sd)",
+        "seeds",
+        f"seeds for {stats.POWER:.0%} power",
+    ]
+    return _markdown_table(header, body, right=(4, 5, 6))
 
 
 def _header(ok: list[Record], runs: pd.DataFrame, failures: list[Record], problems: list) -> str:
@@ -463,8 +614,11 @@ def _header(ok: list[Record], runs: pd.DataFrame, failures: list[Record], proble
         lines.append(f"Scored network: {pairs}.")
     lines += [
         "",
-        "Cells: mean ± std (n) over seeds of test accuracy (%); std is the sample std (ddof=1),",
-        '"–" when n = 1. **Bold**: best mean in its column. ' + _headline_sentence(runs),
+        "Cells: mean ± std [95 % interval of the mean] (n) over seeds of test accuracy (%); std is",
+        'the sample std (ddof=1), "–" and no interval when n = 1. **Bold**: the best mean of its',
+        "column and every method not shown to be worse than it by more than the ROPE, paired by",
+        "seed (the legend under each table names the test); none on test-selected numbers.",
+        _headline_sentence(runs),
         "Runs share a cell only when their specs differ in nothing but the seed; a method run",
         "under two recipes gets one row per recipe, named by the hyperparameters that differ.",
     ]

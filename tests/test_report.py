@@ -100,8 +100,9 @@ def test_report_does_not_depend_on_record_order(tmp_path, no_plots):
     random.Random(0).shuffle(records)
     _, second = build(records, tmp_path / "b")
     assert first == second
-    csvs = [(tmp_path / run / "leaderboard.csv").read_text() for run in ("a", "b")]
-    assert csvs[0] == csvs[1]
+    for name in ("leaderboard.csv", "leaderboard_cells.csv"):
+        csvs = [(tmp_path / run / name).read_text() for run in ("a", "b")]
+        assert csvs[0] == csvs[1], name
 
 
 def test_std_is_the_sample_std_and_a_dash_for_one_run(tmp_path, no_plots):
@@ -109,35 +110,31 @@ def test_std_is_the_sample_std_and_a_dash_for_one_run(tmp_path, no_plots):
     records.append(record("ce", 0.5, 0, 55.5))
     _, text = build(records, tmp_path)
     cells = table(text, "digits · sym")
-    # mean 73, sample std sqrt(26/2) = 3.61 (the population std would print 2.94)
-    assert cells[("ce", "0.2")] == "**73.00 ± 3.61 (3)**"
-    assert cells[("ce", "0.5")] == "**55.50 ± – (1)**"
+    # mean 73, sample std sqrt(26/2) = 3.61 (the population std would print 2.94), t interval
+    assert cells[("ce", "0.2")] == "**73.00 ± 3.61 [64.0, 82.0] (3)**"
+    assert cells[("ce", "0.5")] == "55.50 ± – (1)", "one seed: no interval, nothing claimed"
 
 
-def test_bold_goes_to_the_best_mean_of_each_column_as_printed(tmp_path, no_plots):
-    records = [
-        record("a", 0.2, 0, 90.0),
-        record("b", 0.2, 0, 80.0),
-        # a's mean 82.195 is 82.19499... in binary: it prints as 82.19, a tie with b, so both
-        record("a", 0.5, 0, 81.8),
-        record("a", 0.5, 1, 82.59),
-        record("b", 0.5, 0, 82.19),
-        record("a", 0.8, 0, 40.0),
-        record("b", 0.8, 0, 40.5),
-    ]
+def test_bold_goes_to_the_best_and_every_method_tied_with_it_paired_by_seed(tmp_path, no_plots):
+    """b trails a by 0.1-0.3 on every seed (inside the ROPE): tied; c trails by 10: not. At 0.5 the
+    best mean has one seed: nothing is claimed, so nothing is bold."""
+    accs = {"a": [80.0, 85.0, 90.0], "b": [79.8, 84.7, 89.9], "c": [70.0, 75.0, 80.0]}
+    records = [record(m, 0.2, s, acc) for m, vals in accs.items() for s, acc in enumerate(vals)]
+    records += [record("a", 0.5, 0, 60.0), record("b", 0.5, 0, 50.0), record("b", 0.5, 1, 52.0)]
     _, text = build(records, tmp_path)
     cells = table(text, "digits · sym")
     bold = {key for key, cell in cells.items() if cell.startswith("**")}
-    assert bold == {("a", "0.2"), ("a", "0.5"), ("b", "0.5"), ("b", "0.8")}
-    assert cells[("a", "0.5")].startswith("**82.19 ± ")
+    assert bold == {("a", "0.2"), ("b", "0.2")}
+    assert cells[("b", "0.2")] == "**84.80 ± 5.05 [72.3, 97.3] (3)**"
+    assert "ROPE of 0.5 (paired by seed; one-sided paired t-test" in text
 
 
 def test_best_epoch_and_last10_tables_are_labelled(tmp_path, no_plots):
     _, text = build([record("ce", 0.2, 0, 70.0)], tmp_path)
     best = table(text, "digits · sym", "best epoch (selected on the test set), test accuracy (%)")
     last10 = table(text, "digits · sym", "mean test accuracy of the last 10 epochs (%)")
-    assert best[("ce", "0.2")] == "**70.00 ± – (1)**"
-    assert last10[("ce", "0.2")] == "**61.67 ± – (1)**"
+    assert best[("ce", "0.2")] == "70.00 ± – (1)"
+    assert last10[("ce", "0.2")] == "61.67 ± – (1)"
 
 
 def test_two_recipes_of_one_method_are_not_merged(tmp_path, no_plots):
@@ -149,7 +146,7 @@ def test_two_recipes_of_one_method_are_not_merged(tmp_path, no_plots):
     ]
     _, text = build(records, tmp_path)
     cells = table(text, "digits · sym")
-    assert cells[("ce epochs=3, lr=0.02", "0.2")] == "81.00 ± 1.41 (2)"
+    assert cells[("ce epochs=3, lr=0.02", "0.2")] == "81.00 ± 1.41 [68.3, 93.7] (2)"
     assert cells[("ce epochs=5, lr=0.1", "0.2")] == "60.00 ± – (1)"
     assert ("ssr", "0.2") in cells, "one recipe: the plain name"
     assert "ce ran under 2 recipes (epochs=3, lr=0.02; epochs=5, lr=0.1)" in text
@@ -163,10 +160,10 @@ def test_specs_that_differ_beyond_the_seed_get_separate_tables(tmp_path, no_plot
         record("ce", 0.2, 0, 40.0, engine={"amp": False}),  # fp32 runs never share a bf16 cell
     ]
     _, text = build(records, tmp_path)
-    assert table(text, "digits · sym")[("ce", "0.2")] == "**80.00 ± – (1)**"
-    assert table(text, "digits (subset=100) · sym")[("ce", "0.2")] == "**50.00 ± – (1)**"
-    assert table(text, "digits · asym (variant=superclass)")[("ce", "0.2")].startswith("**60.00")
-    assert table(text, "digits · sym (engine={'amp': False})")[("ce", "0.2")] == "**40.00 ± – (1)**"
+    assert table(text, "digits · sym")[("ce", "0.2")] == "80.00 ± – (1)"
+    assert table(text, "digits (subset=100) · sym")[("ce", "0.2")] == "50.00 ± – (1)"
+    assert table(text, "digits · asym (variant=superclass)")[("ce", "0.2")].startswith("60.00")
+    assert table(text, "digits · sym (engine={'amp': False})")[("ce", "0.2")] == "40.00 ± – (1)"
 
 
 def test_realised_noise_is_shown_per_ratio(tmp_path, no_plots):
@@ -219,7 +216,7 @@ def test_failed_runs_and_unreadable_records_are_listed_not_scored(tmp_path, no_p
     )
     assert "| failed-ssr-0" in failed and "CUDA out of memory" in failed
     assert "| failed-elr-0" in failed and "diverged" in failed
-    assert table(text, "digits · sym")[("coteaching", "0.5")] == "**70.00 ± – (1)**"
+    assert table(text, "digits · sym")[("coteaching", "0.5")] == "70.00 ± – (1)"
     assert "| results/t/x.json | truncated |" in text.split("## Unreadable records\n", 1)[1]
     csv = pd.read_csv(tmp_path / "leaderboard.csv")
     assert sorted(csv["status"]) == ["failed", "failed", "failed", "ok"]

@@ -250,7 +250,7 @@ def test_the_leaderboard_picks_by_noisy_validation_and_shows_what_the_test_set_w
     section = text.split("## digits · sym · noisy val 10%\n", 1)[1]
     first_title = section.split("### ", 1)[1].split("\n", 1)[0]
     assert first_title.startswith("epoch selected by validation accuracy")
-    assert "| ce     | **80.50 ± 0.71 (2)** |" in section  # trial 1 at epoch 1: 80 and 81
+    assert "| ce     | **80.50 ± 0.71 [74.1, 86.9] (2)** |" in section  # trial 1, epoch 1: 80, 81
     assert text.count("## digits") == 1  # the split's per-run seed does not split the table
     assert "lr=0.1" in section.split("### chosen hyperparameters", 1)[1]
     gaps = section.split("### what test-set selection would add", 1)[1]
