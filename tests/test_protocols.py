@@ -71,7 +71,7 @@ def test_co_teaching_family_baselines_are_the_official_standard(suite):
 def test_co_teaching_family_optimisers_carry_no_weight_decay(cls):
     """The methods fix their optimiser in code: Adam at 1e-3, no weight decay, the official
     schedule; and they feed [0, 1] pixels by default."""
-    from tests.test_coteaching import lookup_net, make_ctx
+    from test_coteaching import lookup_net, make_ctx
 
     method = cls(make_ctx("sym_flip", 0.5, [lookup_net([0] * 8), lookup_net([0] * 8)]),
                  cls.HParams())  # fmt: skip

@@ -4,13 +4,13 @@ on constructed records whose answers are known."""
 from __future__ import annotations
 
 import yaml
+from factories import record_dict
 
 from nlbench.cli import main
 from nlbench.config import expand, expected_recipes, suite_from_dict
 from nlbench.records import parse_record
 from nlbench.report import build_report
 from nlbench.store import Store
-from tests.factories import record_dict
 
 SUITE = {
     "name": "repro",
