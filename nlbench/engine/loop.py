@@ -390,9 +390,17 @@ class Engine:
         return method_cls(self.ctx, hp)
 
     @torch.no_grad()
-    def evaluate(self, method: Method) -> float:
-        """Top-1 accuracy (%) of the scored network on the whole clean test set."""
-        return self._accuracy(method, self.views.test, self.y_test)
+    def evaluate(self, method: Method) -> tuple[float, dict[str, float]]:
+        """Top-1 accuracy (%) on the whole clean test set of the scored network, and of each
+        network a method trains side by side (`predict_each`; empty for one), in one pass over
+        the test images."""
+        each = type(method).predict_each is not Method.predict_each
+
+        def predict(images: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"": method.predict(images), **(method.predict_each(images) if each else {})}
+
+        scored = self._accuracies(predict, self.views.test, self.y_test, method)
+        return scored.pop(""), scored
 
     @torch.no_grad()
     def evaluate_more(self, method: Method) -> dict[str, float]:
@@ -409,14 +417,6 @@ class Engine:
         if not self.has_validation:
             return None
         return self._accuracy(method, self.views.val, self.val_labels)
-
-    @torch.no_grad()
-    def evaluate_each(self, method: Method) -> dict[str, float]:
-        """Test accuracy (%) of each network of a method that trains several (`predict_each`);
-        empty for a method with one."""
-        if type(method).predict_each is Method.predict_each:
-            return {}
-        return self._accuracies(method.predict_each, self.views.test, self.y_test, method)
 
     def _accuracy(self, method: Method, source: ImageSource, labels: torch.Tensor) -> float:
         scored = self._accuracies(lambda x: {"": method.predict(x)}, source, labels, method)
@@ -606,8 +606,7 @@ class Engine:
                 if bad:
                     raise RunFailed(f"loss '{bad[0]}' is {losses[bad[0]]}", epoch, epochs)
                 try:
-                    acc = self.evaluate(method)
-                    each = self.evaluate_each(method)
+                    acc, each = self.evaluate(method)
                     more = self.evaluate_more(method)
                     val_acc = self.evaluate_validation(method)
                     t3 = time.perf_counter()
