@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nlbench.data.image_files import ImageFiles
+from nlbench.errors import DataError
 
 Images = np.ndarray | ImageFiles
 """uint8 NCHW in memory, or files decoded batch by batch (`ImageFiles`)."""
@@ -80,3 +81,27 @@ class Dataset:
     def streamed(self) -> bool:
         """True when the images stay on disk and are decoded batch by batch."""
         return isinstance(self.x_train, ImageFiles)
+
+    def image_sets(self) -> list[tuple[str, Images]]:
+        """Every split's images by name: train, test, the further test sets, the validation set."""
+        sets = [("train", self.x_train), ("test", self.x_test)]
+        sets += [(extra.name, extra.images) for extra in self.more_tests]
+        if self.val is not None:
+            sets.append((self.val.name, self.val.images))
+        return sets
+
+
+def check_listed_files(dataset: Dataset) -> None:
+    """Every image file a streamed dataset lists exists and is not empty, or one `DataError`
+    naming how many are not and the first: a missing image must stop a sweep before its first
+    epoch, not fail each run in epoch 0. Decoding every file is `run_bench.py check-data`."""
+    for split, images in dataset.image_sets():
+        if not isinstance(images, ImageFiles):
+            continue
+        count, first = images.unreadable()
+        if count:
+            raise DataError(
+                f"{dataset.name}: {count:,} of the {len(images):,} {split} images it lists are "
+                f"missing or empty, e.g. {first}; restore them or drop them from its list file "
+                "(run_bench.py check-data SUITE also decodes every image)"
+            )

@@ -48,9 +48,19 @@ class DatasetInfo:
     loader: Callable[..., Dataset]
     options: tuple[str, ...]
     files: tuple[str, ...] = ()
+    folder: bool = False
+    """Its root is a folder of images (identified by its listing, `files.folder_manifest`)."""
 
 
 DATASETS: dict[str, DatasetInfo] = {}
+
+
+def first_sentence(doc: str | None) -> str:
+    """A docstring's first sentence on one line (what `list` prints): the first paragraph up to
+    its first full stop followed by a space, so a sentence wrapped in the source is not cut."""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    head, stop, _ = paragraph.partition(". ")
+    return head + stop.strip()
 
 
 def keyword_options(func: Callable[..., Any]) -> tuple[str, ...]:
@@ -79,13 +89,15 @@ def is_non_negative_number(value: Any) -> bool:
 
 
 def _register(
-    name: str, files: tuple[str, ...] = ()
+    name: str, files: tuple[str, ...] = (), folder: bool = False
 ) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
-    """Register a loader; `files` names its options that are data files (identified by content)."""
+    """Register a loader; `files` names its options that are data files (identified by content),
+    `folder` says its root is a folder of images (identified by its listing)."""
 
     def wrap(loader: Callable[..., Dataset]) -> Callable[..., Dataset]:
-        doc = (loader.__doc__ or "").strip().splitlines()[0]
-        DATASETS[name] = DatasetInfo(name, doc, loader, keyword_options(loader), files)
+        DATASETS[name] = DatasetInfo(
+            name, first_sentence(loader.__doc__), loader, keyword_options(loader), files, folder
+        )
         return loader
 
     return wrap
@@ -392,6 +404,6 @@ def _synthetic(
     )
 
 
-_register("animal10n")(load_animal10n)
-_register("clothing1m")(load_clothing1m)
-_register("webvision")(load_webvision)
+_register("animal10n", folder=True)(load_animal10n)
+_register("clothing1m", folder=True)(load_clothing1m)
+_register("webvision", folder=True)(load_webvision)

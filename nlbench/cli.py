@@ -262,6 +262,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_data(args: argparse.Namespace) -> int:
+    """Decode every streamed image of a suite; exit non-zero when any does not decode."""
+    from nlbench.config import load_suite
+    from nlbench.data_check import check_data, summary_lines
+    from nlbench.errors import DataError
+
+    if args.workers < 0:
+        raise DataError(f"--workers {args.workers}: give 0 (decode here) or more")
+    checks = check_data(load_suite(suite_path(args.suite), list(args.set or [])), args.workers)
+    for line in summary_lines(checks):
+        print(line)
+    bad = sum(len(c.bad) for c in checks)
+    if bad:
+        total = sum(c.images for c in checks if c.streamed)
+        raise DataError(
+            f"{bad:,} of {total:,} listed images do not decode (listed above): replace them, or "
+            "drop them from the dataset's list file"
+        )
+    return 0
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     """Every argument is checked before the first timed epoch: a typo must not cost the timing."""
     from nlbench.config import load_suite
@@ -392,6 +413,13 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--images", type=int, default=5000, help="images per --stream-workers pass")
     perf.add_argument("--batch-size", type=int, default=128, help="batch of --stream-workers")
     perf.set_defaults(func=cmd_perf)
+    check = sub.add_parser(
+        "check-data", help="decode every image a suite's streamed datasets list (once, slow)"
+    )
+    check.add_argument("suite")
+    check.add_argument("--set", action="append", metavar="KEY=VALUE")
+    check.add_argument("--workers", type=int, default=2, help="decoding worker processes")
+    check.set_defaults(func=cmd_check_data)
     lst = sub.add_parser("list", help="methods, datasets, noise models and networks")
     lst.set_defaults(func=cmd_list)
     return p

@@ -6,6 +6,7 @@ data is touched, so `--dry-run` works without the data and a typo costs seconds,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -24,7 +25,7 @@ from pydantic import (
 )
 
 from nlbench.data.datasets import DATASETS
-from nlbench.data.files import content_id
+from nlbench.data.files import content_id, folder_manifest
 from nlbench.data.noise import NOISE_MODELS
 from nlbench.engine import EngineOptions
 from nlbench.errors import ConfigError, did_you_mean
@@ -256,7 +257,7 @@ class RunSpec(BaseModel):
     """{split, fraction, seed, headline}: the held-out noisy validation split, or {split:
     dataset_val, headline}: the dataset's own validation set (absent: no selection split)."""
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
         """Hash of the canonical spec. The dataset's `root` and `label` are left out and data and
         label files count by their content, so moving data keeps results.
@@ -273,7 +274,7 @@ class RunSpec(BaseModel):
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
-    @property
+    @functools.cached_property
     def data_id(self) -> str:
         """A digest of the data this run reads (loader, options, file contents)."""
         body = [dataset_identity(self.dataset), _by_content(NOISE_MODELS, self.noise)]
@@ -308,10 +309,17 @@ def _by_content(registry: dict[str, Any], entry: dict[str, Any]) -> dict[str, An
 
 
 def dataset_identity(dataset: dict[str, Any]) -> dict[str, Any]:
-    """What makes a dataset entry's data: its loader and options, files by content; not where the
-    data lives (`root`) or what reports call it (`label`)."""
+    """What makes a dataset entry's data: its loader and options, files by content, a folder of
+    images by its listing (`manifest`); not where the data lives (`root`) or what reports call
+    it (`label`)."""
     kept = {k: v for k, v in dataset.items() if k not in ("root", "label") and v is not None}
-    return {**kept, "options": _by_content(DATASETS, dataset)}
+    identity = {**kept, "options": _by_content(DATASETS, dataset)}
+    info = DATASETS.get(dataset["name"])
+    if info is not None and info.folder and dataset.get("root"):
+        manifest = folder_manifest(dataset["root"])
+        if manifest is not None:
+            identity["manifest"] = manifest
+    return identity
 
 
 def dataset_label(dataset: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nlbench.config import RunSpec, Suite, dataset_label
-from nlbench.data.dataset import Dataset
+from nlbench.data.dataset import Dataset, check_listed_files
 from nlbench.data.datasets import load_dataset
 from nlbench.data.noise import NoisyLabels, apply_noise, noise_facts
 from nlbench.data.splits import noisy_validation_split
@@ -71,7 +71,9 @@ class DataCache:
         key = json.dumps(spec.dataset, sort_keys=True)
         if key not in self._datasets:
             entry = spec.dataset
-            self._datasets[key] = load_dataset(entry["name"], entry.get("root"), **entry["options"])
+            dataset = load_dataset(entry["name"], entry.get("root"), **entry["options"])
+            check_listed_files(dataset)
+            self._datasets[key] = dataset
         return self._datasets[key]
 
     def noisy(self, spec: RunSpec) -> NoisyLabels:

@@ -84,6 +84,25 @@ def queue_states() -> dict[str, str] | None:
     return dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
 
 
+def lost_write_in(log: Path) -> str | None:
+    """The one line of a `StorageError` a job's log ends with (it could not store its results),
+    or None: any other end, or a log that could not be read (a full disk may have kept it
+    empty)."""
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()[-50:]
+    except OSError:
+        return None
+    marker = "nlbench.errors.StorageError: "
+    found = [line.split(marker, 1)[1] for line in lines if marker in line]
+    return found[-1] if found else None
+
+
+def cancel(job_ids: list[str]) -> None:
+    """`scancel` these jobs (queued or running); they leave no record, so a rerun redoes them."""
+    if job_ids:
+        subprocess.run(["scancel", *job_ids], capture_output=True, timeout=60, check=False)
+
+
 def _queue_states_or_stop(tries: int = 5) -> dict[str, str]:
     """The queue before submitting: without it, jobs still running from an earlier sweep would
     look finished and their runs would be submitted twice, so a silent squeue stops the sweep."""
@@ -226,11 +245,16 @@ class SlurmExecutor:
                 waiting.remove(pending)
                 if pending.written():  # the record landed between the two looks
                     yield Outcome(pending.job)
-                else:
-                    log = self.folder / f"{pending.job_id}_0_log.err"
-                    yield Outcome(
-                        pending.job,
-                        f"Slurm job {pending.job_id} ended "
-                        f"({state or 'left the queue'}) without writing a "
-                        f"record; its log: {log}",
-                    )
+                    continue
+                log = self.folder / f"{pending.job_id}_0_log.err"
+                lost = lost_write_in(log)
+                if lost is not None:
+                    # Every run still queued or running would lose its results the same way.
+                    cancel([p.job_id for p in waiting])
+                    yield Outcome(pending.job, f"Slurm job {pending.job_id}: {lost}", True)
+                    return
+                yield Outcome(
+                    pending.job,
+                    f"Slurm job {pending.job_id} ended ({state or 'left the queue'}) without "
+                    f"writing a record; its log: {log}",
+                )

@@ -390,3 +390,15 @@ def test_cifar_to_npz_writes_a_stratified_subset_the_npz_loader_reads(fake_cifar
     assert len(data.y_train) == 20 and np.bincount(data.y_train).tolist() == [2] * 10
     assert np.array_equal(data.x_train, full.x_train[data.train_index])
     assert np.array_equal(data.y_train, full.y_train[data.train_index])
+
+
+def test_list_prints_each_dataset_method_and_noise_model_as_a_whole_sentence(capsys):
+    from nlbench.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    body = out.split("networks:")[0]
+    described = [line for line in body.splitlines() if line.startswith("  ")]
+    assert len(described) > 30
+    cut = [line for line in described if not line.rstrip().endswith((".", ")"))]
+    assert cut == []  # the WebVision line once stopped at "tested on its"

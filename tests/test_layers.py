@@ -23,7 +23,7 @@ PACKAGES = {
 }
 ORCHESTRATION = {"config", "runner", "jobs", "executors", "slurm", "devices", "store", "records", "tracking", "published",
                  "report", "reproductions", "plots", "perf", "selection", "sweep_lock",
-                 "suite_origin", "stats"}  # fmt: skip
+                 "suite_origin", "stats", "data_check"}  # fmt: skip
 ALLOWED = {
     "entry": {"entry", "orchestration", "engine", "api", "plugin", "data", "base"},
     "orchestration": {"orchestration", "engine", "api", "data", "base"},

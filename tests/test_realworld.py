@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -352,3 +353,103 @@ def test_perf_s_batched_decoding_gives_the_streamed_path_s_pixels(clothing):
     files = load_dataset("clothing1m", str(clothing)).x_train
     rows = torch.arange(6)  # on CUDA this is decode_jpeg(device="cuda"); the same call on the CPU
     assert torch.equal(gpu_decode(files, rows, torch.device("cpu")), files.read(rows.numpy()))
+
+
+# ------------------------------------------------------------------- files checked before training
+
+
+def _clothing_suite(write_suite, root: Path) -> Path:
+    return write_suite(
+        f"name: cl\ndatasets: [{{name: clothing1m, root: {root}, options: {{epoch_samples: 40}}}}]\n"
+        "noise: [{model: given}]\nmethods: [{name: ce, hparams: {epochs: 1, network: small_cnn, "
+        "network_options: {width: 0.25}, batch_size: 8}}]\nengine: {progress: false}\n"
+    )
+
+
+def test_a_missing_listed_image_stops_the_sweep_before_any_epoch(tmp_path, clothing, capsys,
+                                                                 write_suite, monkeypatch):  # fmt: skip
+    tree = tmp_path / "c"
+    shutil.copytree(clothing, tree)
+    listed = (tree / "noisy_train_key_list.txt").read_text().split()
+    (tree / listed[5]).unlink()
+    (tree / listed[7]).write_bytes(b"")
+    fitted = []
+    monkeypatch.setattr(Engine, "fit", lambda *a, **k: fitted.append(a))
+    assert main(["run", str(_clothing_suite(write_suite, tree))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert "2 of the" in err and "train images" in err and "missing or empty" in err
+    assert Path(listed[5]).name in err or Path(listed[7]).name in err
+    assert fitted == [] and not (tmp_path / "results" / "cl").exists()
+
+
+def test_check_data_decodes_every_listed_image_and_names_the_bad_ones(tmp_path, clothing, capsys,
+                                                                     write_suite):  # fmt: skip
+    suite = _clothing_suite(write_suite, clothing)
+    assert main(["check-data", str(suite), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    train = len((clothing / "noisy_train_key_list.txt").read_text().split())
+    assert f"train: {train:,} decoded, 0 bad" in out and "test:" in out
+
+    tree = tmp_path / "c"
+    shutil.copytree(clothing, tree)
+    listed = (tree / "clean_test_key_list.txt").read_text().split()
+    (tree / listed[2]).write_bytes(b"not a jpeg")  # exists, not empty: only decoding finds it
+    assert main(["check-data", str(_clothing_suite(write_suite, tree)), "--workers", "0"]) == 2
+    captured = capsys.readouterr()
+    assert "test: " in captured.out and ", 1 bad" in captured.out
+    assert Path(listed[2]).name in captured.out
+    last = captured.err.strip().splitlines()[-1]  # the lines before it are the progress bars
+    assert (
+        last.startswith("error: 1 of")
+        and "do not decode" in last
+        and "Traceback" not in captured.err
+    )
+
+
+# ------------------------------------------------------------------------- folder datasets' identity
+
+
+def _ids(write_suite, root: Path) -> set[str]:
+    from nlbench.config import expand, load_suite
+
+    suite = write_suite(
+        f"name: id\ndatasets: [{{name: animal10n, root: {root}}}]\nnoise: [{{model: given}}]\n"
+        "methods: [ce, gce]\nseeds: [0, 1]\n"
+    )
+    return {spec.run_id for spec in expand(load_suite(suite))}
+
+
+def test_another_copy_of_a_folder_dataset_gets_new_run_ids_and_a_moved_one_keeps_them(
+    tmp_path, animal, write_suite
+):
+    original = _ids(write_suite, animal)
+    copy = tmp_path / "copy"
+    shutil.copytree(animal, copy)
+    assert _ids(write_suite, copy) == original  # the same images elsewhere: the same runs
+    moved = tmp_path / "moved"
+    copy.rename(moved)
+    assert _ids(write_suite, moved) == original
+    assert (moved / ".nlbench" / "manifest.json").is_file()  # cached beside the data
+
+    other = tmp_path / "other"
+    shutil.copytree(animal, other)
+    image = sorted((other / "training").iterdir())[0]
+    image.write_bytes(image.read_bytes() + b"\0")  # another image, same name and layout
+    (other / "training" / "extra.jpg").write_bytes(image.read_bytes())  # the listing changed
+    assert _ids(write_suite, other).isdisjoint(original)
+    (other / "training" / "extra.jpg").unlink()
+    image.write_bytes(image.read_bytes()[:-1])
+    assert _ids(write_suite, other) == original  # back to the first copy's listing
+
+
+def test_a_read_only_folder_dataset_is_identified_without_a_cache(tmp_path, animal, write_suite):
+    tree = tmp_path / "ro"
+    shutil.copytree(animal, tree, ignore=shutil.ignore_patterns(".nlbench"))
+    tree.chmod(0o555)
+    try:
+        assert _ids(write_suite, tree) == _ids(write_suite, animal)
+        if os.geteuid() != 0:  # root writes through the mode bits
+            assert not (tree / ".nlbench").exists()
+    finally:
+        tree.chmod(0o755)
