@@ -453,3 +453,23 @@ def test_a_read_only_folder_dataset_is_identified_without_a_cache(tmp_path, anim
             assert not (tree / ".nlbench").exists()
     finally:
         tree.chmod(0o755)
+
+
+def test_a_corrupt_streamed_image_fails_the_sweep_seen_and_check_data_names_it(
+    tmp_path, animal, write_suite, capsys
+):
+    """A file that exists but does not decode passes the stat check; the run that meets it is
+    stored as failed, the sweep exits 3 and says so, and check-data names the file beforehand."""
+    tree = tmp_path / "a"
+    shutil.copytree(animal, tree, ignore=shutil.ignore_patterns(".nlbench"))
+    broken = sorted((tree / "training").iterdir())[3]
+    broken.write_bytes(b"not a jpeg")
+    suite = write_suite(
+        f"name: bad\ndatasets: [{{name: animal10n, root: {tree}, options: {{stream: true}}}}]\n"
+        "noise: [{model: given}]\nmethods: [{name: ce, hparams: {epochs: 1, network: small_cnn, "
+        "network_options: {width: 0.25}, batch_size: 8}}]\nengine: {progress: false}\n"
+    )
+    assert main(["check-data", str(suite), "--workers", "0"]) == 2
+    assert broken.name in capsys.readouterr().out
+    assert main(["run", str(suite)]) == 3
+    assert "1 of 1 runs did not succeed" in capsys.readouterr().err.strip().splitlines()[-1]
