@@ -18,10 +18,12 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from tqdm import tqdm
 
-from nlbench.config import Suite, dataset_identity, dataset_label, expand
 from nlbench.data.datasets import load_dataset
 from nlbench.data.image_files import ImageFiles
 from nlbench.errors import DataError
+from nlbench.expansion import expand
+from nlbench.run_spec import dataset_identity, dataset_label
+from nlbench.suite import Suite
 
 
 @dataclass
@@ -79,7 +81,7 @@ def check_data(suite: Suite, workers: int, batch: int = 64) -> list[SplitCheck]:
             continue
         seen.add(key)
         entry = spec.dataset
-        dataset = load_dataset(entry["name"], entry.get("root"), **entry["options"])
+        dataset = load_dataset(entry.name, entry.root, **entry.options)
         name = dataset_label(entry)
         for split, images in dataset.image_sets():
             check = SplitCheck(name, split, len(images), isinstance(images, ImageFiles))

@@ -27,10 +27,10 @@ from typing import Any
 
 import torch
 
-from nlbench.config import ExecutorEntry
 from nlbench.devices import resolve_device
 from nlbench.errors import ConfigError
 from nlbench.jobs import Executor, JobFn, Outcome, RunJob, Tick, outcome_of
+from nlbench.suite import ExecutorEntry
 
 TICK_S = 1.0
 

@@ -12,23 +12,28 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from nlbench.engine.options import EngineOptions
 from nlbench.errors import StorageError
+from nlbench.run_spec import RunSpec
+from nlbench.tracking import TrackingOptions
 
 JobFn = Callable[..., Any]
 
 
 class RunJob(NamedTuple):
-    """One run as plain data, so it pickles to a spawned worker or a Slurm job: `fn(*job)`.
+    """One run as typed data that pickles to a spawned worker or a Slurm job: `fn(*job)`.
 
-    `device` is the suite's device name ("auto", "cpu", "cuda"); the executor replaces it with the
-    slot a run gets where it executes.
+    `run_id` is the id the sweep computed (its data identity included), so the job stores its
+    record under the id the sweep waits for. `device` is the suite's device name ("auto", "cpu",
+    "cuda"); the executor replaces it with the slot a run gets where it executes.
     """
 
-    spec: dict[str, Any]
-    options: dict[str, Any]
+    spec: RunSpec
+    run_id: str
+    options: EngineOptions
     results_dir: str
     device: str
-    tracking: dict[str, Any] | None = None
+    tracking: TrackingOptions | None = None
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nlbench.config import RunSpec, Suite, expand
 from nlbench.data.image_files import ImageFiles
 from nlbench.devices import resolve_device
 from nlbench.engine import EngineOptions
 from nlbench.engine.images import Streamed, in_order
 from nlbench.engine.loop import RunFailed
 from nlbench.errors import ConfigError
+from nlbench.expansion import expand
 from nlbench.methods.api import get as get_method
 from nlbench.methods.toolkit.views import make_view
-from nlbench.runner import DataCache, check_method, prepare_run
+from nlbench.run import DataCache, check_method, method_hparams, prepare_run
+from nlbench.run_spec import RunSpec
 from nlbench.store import write_atomic
+from nlbench.suite import Suite
 
 PLAIN = {"amp": False, "channels_last": False, "cudnn_benchmark": False, "compile": False}
 
@@ -55,7 +57,7 @@ class PerfRow:
 def _first_per_method(specs: list[RunSpec]) -> list[RunSpec]:
     seen: dict[str, RunSpec] = {}
     for spec in specs:
-        seen.setdefault(spec.method["name"], spec)
+        seen.setdefault(spec.method.name, spec)
     return list(seen.values())
 
 
@@ -71,41 +73,38 @@ def time_method(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     engine = prepare_run(spec, data, device, options)  # as a sweep starts the run
-    hparams = {**spec.method["hparams"], "epochs": epochs}
     try:
-        fit = engine.fit(get_method(spec.method["name"]), hparams, describe=f"perf {path}")
+        fit = engine.fit(
+            get_method(spec.method.name), method_hparams(spec), describe=f"perf {path}"
+        )
     except RunFailed as failed:
         raise ConfigError(f"perf: {spec.describe()} failed in epoch {failed.epoch}: "
                           f"{failed.reason}") from None  # fmt: skip
     steady = fit.epochs[1:] or fit.epochs
     med = {
-        k: statistics.median(e["seconds"][k] for e in steady)
-        for k in ("train", "selection", "eval")
+        k: statistics.median(e.seconds[k] for e in steady) for k in ("train", "selection", "eval")
     }
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     on = [k for k, v in fit.switches.items() if v]
     return PerfRow(
-        method=spec.method["name"],
+        method=spec.method.name,
         path=path,
         epoch_s=round(sum(med.values()), 3),
         train_s=round(med["train"], 3),
         selection_s=round(med["selection"], 3),
         eval_s=round(med["eval"], 3),
-        images_per_s=round(statistics.median(e["images_per_second"] for e in steady), 1),
+        images_per_s=round(statistics.median(e.images_per_second for e in steady), 1),
         peak_mem_gb=None if peak is None else round(peak, 2),
-        test_acc=fit.epochs[-1]["test_acc"],
+        test_acc=fit.epochs[-1].test_acc,
         switches=",".join(on) or "none",
     )
 
 
-def _concurrent_run(spec: dict, options: dict, epochs: int, device: str) -> int:
+def _concurrent_run(spec: RunSpec, options: EngineOptions, device: str) -> int:
     """One of N runs sharing the device (a spawned process, as a local worker is): the training
     images it processed."""
-    run = RunSpec.model_validate(spec)
-    options = EngineOptions.model_validate(options)
-    engine = prepare_run(run, DataCache(), torch.device(device), options)
-    fit = engine.fit(get_method(run.method["name"]), {**run.method["hparams"], "epochs": epochs})
-    return fit.images_seen
+    engine = prepare_run(spec, DataCache(), torch.device(device), options)
+    return engine.fit(get_method(spec.method.name), method_hparams(spec)).images_seen
 
 
 def output_stem(out_dir: Path, suite: str) -> str:
@@ -136,20 +135,18 @@ def concurrency(
     worker does, on `engine.cpu_threads` threads.
     """
     device = resolve_device(device_name or suite.device)
-    spec = expand(suite)[0]
-    options = suite.engine.model_copy(update={"progress": False}).model_dump()
+    spec = expand(suite, last={"epochs": epochs})[0]
+    options = suite.engine.model_copy(update={"progress": False})
     context = multiprocessing.get_context("spawn")
     rows = []
     for count in counts:
         start = time.perf_counter()
         with context.Pool(count) as pool:
-            seen = pool.starmap(
-                _concurrent_run, [(spec.model_dump(), options, epochs, str(device))] * count
-            )
+            seen = pool.starmap(_concurrent_run, [(spec, options, str(device))] * count)
         wall = time.perf_counter() - start
         rows.append(
             {
-                "method": spec.method["name"],
+                "method": spec.method.name,
                 "concurrent_runs": count,
                 "wall_s": round(wall, 2),
                 "total_images_per_s": round(sum(seen) / wall, 1),
@@ -169,7 +166,7 @@ def run_perf(
     """Time every method of the suite; write `<stem>.md/.csv` under out_dir."""
     device = resolve_device(device_name or suite.device)
     data = DataCache()
-    specs = _first_per_method(expand(suite))
+    specs = _first_per_method(expand(suite, last={"epochs": epochs}))
     for spec in specs:  # a configuration error stops perf before the first timed epoch
         check_method(spec, data)
     paths = [("plain", suite.engine.model_copy(update=PLAIN))] if compare else []
@@ -179,7 +176,7 @@ def run_perf(
         for name, options in paths:
             start = time.perf_counter()
             rows.append(time_method(spec, data, device, options, epochs, name))
-            print(f"timed {spec.method['name']} ({name}) in {time.perf_counter() - start:.1f} s")
+            print(f"timed {spec.method.name} ({name}) in {time.perf_counter() - start:.1f} s")
     table = pd.DataFrame([r.__dict__ for r in rows])
     if compare:
         plain = table[table.path == "plain"].set_index("method")["epoch_s"]

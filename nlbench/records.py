@@ -21,7 +21,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import nlbench
-from nlbench.config import RunSpec
+from nlbench.run_spec import RunSpec
+from nlbench.specs import EpochLog
 
 SCHEMA_VERSION = 2
 """2: run streams from numpy's SeedSequence, autocast around forward and loss only, typed
@@ -61,32 +62,6 @@ class Environment(_Strict):
     device_name: str
     python: str
     threads: int
-
-
-class EpochLog(_Strict):
-    """One epoch: its stage (`phase`, for methods trained in stages), mean losses, clean test
-    accuracy (%), scored diagnostics, seconds per part of the epoch."""
-
-    epoch: int
-    phase: str = "train"
-    pass_phases: list[str] = Field(default_factory=list)
-    """The phase of each pass of an epoch of several (`EpochPlan.followed_by`), in order."""
-    interim: bool = False
-    """An epoch of a network that is not the method's final one (a stage's); never selected."""
-    losses: dict[str, float]
-    test_acc: float
-    network_acc: dict[str, float] = Field(default_factory=dict)
-    """Test accuracy (%) of each network of a method that trains several side by side
-    (`Method.predict_each`); `test_acc` is the scored one's."""
-    more_test_acc: dict[str, float] = Field(default_factory=dict)
-    """Accuracy (%) on the dataset's further clean evaluation sets, by name (mini-WebVision's
-    ILSVRC2012 "imagenet")."""
-    noisy_val_acc: float | None = None
-    """Accuracy (%) on the suite's validation split: the held-out noisy split against its noisy
-    labels, or with `selection.split: dataset_val` the dataset's own validation set."""
-    diagnostics: dict[str, float] = Field(default_factory=dict)
-    seconds: dict[str, float]
-    images_per_second: float
 
 
 class FinalMetrics(_Strict):
@@ -157,7 +132,7 @@ class Record(_Strict):
     """What a method estimated about the noise, as of its last epoch (the `transition` matrix of
     forward correction or Confident Learning, rows = clean class), for the report's heat-maps."""
     data_id: str | None = None
-    """A digest of the data and label files' contents (`config.data_identity`): reports never
+    """A digest of the data and label files' contents (`RunSpec.data_id`): reports never
     put runs on different bytes under one label in one cell."""
     engine_options: dict[str, Any] | None = None
     """Every engine option the run ran with but `progress` (its id holds only those that change

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from nlbench.config import Suite, expand, expected_recipes
+from nlbench.expansion import expand, expected_recipes
 from nlbench.published import (
     Comparison,
     Reference,
@@ -27,7 +27,8 @@ from nlbench.published import (
     summary,
 )
 from nlbench.records import Record
-from nlbench.report import run_frame
+from nlbench.report_frames import run_frame
+from nlbench.suite import Suite
 
 HEAD = ["method", "noise", "ratio", "values", "metric", "ours", "seeds", "official run", "seeds",
         "paper", "Δ official", "Δ paper", "spread", "Δ within spread"]  # fmt: skip
@@ -82,7 +83,7 @@ def _suite_section(entry: Reproduced) -> str:
                        for r in ok})  # fmt: skip
     walls: dict[str, list[float]] = {}
     for r in ok:
-        walls.setdefault(r.spec.method["name"], []).append(r.wall_seconds)
+        walls.setdefault(r.spec.method.name, []).append(r.wall_seconds)
     took = ", ".join(
         f"{m} {min(w):.0f}–{max(w):.0f} s ({len(w)})" for m, w in sorted(walls.items())
     )

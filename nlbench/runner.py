@@ -3,38 +3,32 @@
 
 Data and noise are prepared for all pending runs *before* any training, so a missing folder or a
 noise model without a class map fails in seconds, not after hours of other runs. A run a worker
-executes is `run_job`: plain data in, a record in the store out, whatever process it runs in.
+executes is `nlbench.run.run_job`: a typed job in, a record in the store out, whatever process it
+runs in.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
-from nlbench.config import RunSpec, Suite, dataset_label
-from nlbench.data.dataset import Dataset, check_listed_files
-from nlbench.data.datasets import load_dataset
-from nlbench.data.noise import NoisyLabels, apply_noise, noise_facts
-from nlbench.data.splits import noisy_validation_split
-from nlbench.devices import resolve_device
-from nlbench.engine import Engine, EngineOptions, FitResult, RunFailed
-from nlbench.engine.loop import checkpoint_bytes
-from nlbench.errors import ConfigError, StorageError, write_failure
+from nlbench.data.noise import NoisyLabels
+from nlbench.engine import EngineOptions
+from nlbench.errors import ConfigError, StorageError
 from nlbench.executors import SerialExecutor, make_executor
 from nlbench.jobs import Executor, Outcome, RunJob
-from nlbench.methods.api import get as get_method
-from nlbench.records import EpochLog, Failure, FinalMetrics, NoiseInfo, Record, environment
+from nlbench.records import Record
+from nlbench.run import PROCESS_DATA, attempt_options, check_method, run_job
+from nlbench.run_spec import RunSpec, dataset_label
 from nlbench.store import Store, check_writable, read_record
+from nlbench.suite import Suite
 from nlbench.suite_origin import SuiteOrigin, claim
 from nlbench.sweep_lock import sweep_lock
-from nlbench.tracking import RunTracker, TrackingOptions, last_epoch, log_path
+from nlbench.tracking import last_epoch, log_path
 
 
 @dataclass
@@ -54,226 +48,6 @@ class SweepSummary:
     failed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     problems: list[tuple[Path, str, Path]] = field(default_factory=list)
-
-
-class DataCache:
-    """Loads each dataset once and draws each (dataset, noise) once per process and sweep."""
-
-    def __init__(self) -> None:
-        self._datasets: dict[str, Dataset] = {}
-        self._noise: dict[str, NoisyLabels] = {}
-
-    def clear(self) -> None:
-        self._datasets.clear()
-        self._noise.clear()
-
-    def dataset(self, spec: RunSpec) -> Dataset:
-        key = json.dumps(spec.dataset, sort_keys=True)
-        if key not in self._datasets:
-            entry = spec.dataset
-            dataset = load_dataset(entry["name"], entry.get("root"), **entry["options"])
-            check_listed_files(dataset)
-            self._datasets[key] = dataset
-        return self._datasets[key]
-
-    def noisy(self, spec: RunSpec) -> NoisyLabels:
-        key = json.dumps([spec.dataset, spec.noise], sort_keys=True)
-        if key not in self._noise:
-            nz = spec.noise
-            self._noise[key] = apply_noise(
-                nz["model"], self.dataset(spec), nz["ratio"], nz["seed"], **nz["options"]
-            )
-        return self._noise[key]
-
-
-def attempt_options(options: EngineOptions) -> dict[str, Any]:
-    """The engine options a run's record keeps: all but `progress`, which changes nothing."""
-    return options.model_dump(mode="json", exclude={"progress"})
-
-
-def make_record(
-    spec: RunSpec,
-    noisy: NoisyLabels,
-    device: torch.device,
-    wall: float,
-    fit: FitResult | None = None,
-    failure: RunFailed | None = None,
-    options: EngineOptions | None = None,
-) -> Record:
-    """The run's record, ok (from the fit) or failed (with the epochs trained before it failed)."""
-    epochs = [EpochLog.model_validate(e) for e in (fit.epochs if fit else failure.epochs)]
-    return Record(
-        run_id=spec.run_id,
-        suite=spec.suite,
-        status="failed" if failure else "ok",
-        failure=Failure(reason=failure.reason, epoch=failure.epoch) if failure else None,
-        spec=spec,
-        env=environment(device),
-        noise=NoiseInfo(
-            model=noisy.model,
-            nominal_ratio=noisy.nominal_ratio,
-            realised_rate=(
-                None if noisy.realised_rate is None else round(float(noisy.realised_rate), 6)
-            ),
-            transition_counts=noisy.transition_counts.tolist(),
-        ),
-        epochs=epochs,
-        final=FinalMetrics.of(epochs),
-        scored_network=fit.scored_network if fit else None,
-        switches=fit.switches if fit else {},
-        estimates=fit.estimates if fit else {},
-        resumed_from_epoch=fit.resumed_from if fit else None,
-        wall_seconds=round(wall, 3),
-        images_per_second=round(fit.images_seen / max(fit.train_seconds, 1e-9), 1) if fit else None,
-        data_id=spec.data_id,
-        engine_options=None if options is None else attempt_options(options),
-    )
-
-
-def engine_for(
-    spec: RunSpec, data: DataCache, device: torch.device, options: EngineOptions
-) -> Engine:
-    """The engine of one run: its data, its noise, its seed, the noise-rate hint, and its noisy
-    validation split when the suite selects models on one."""
-    dataset, noisy = data.dataset(spec), data.noisy(spec)
-    validation = None
-    if spec.selection is not None and spec.selection["split"] == "dataset_val":
-        validation = dataset.val
-        if validation is None:
-            raise ConfigError(
-                f"{spec.describe()}: selection.split dataset_val needs the dataset's own "
-                f"validation set, and '{dataset.name}' has none loaded (clothing1m: set "
-                "dataset.options.val=true); or use split noisy_val"
-            )
-    elif spec.selection is not None:
-        chosen = spec.selection
-        validation = noisy_validation_split(
-            noisy.labels, dataset.num_classes, chosen["fraction"], chosen["seed"]
-        )
-        if len(validation) == 0:
-            raise ConfigError(
-                f"{spec.describe()}: selection.fraction {chosen['fraction']} holds out no sample "
-                f"of {len(noisy.labels)}; raise it"
-            )
-    return Engine(
-        dataset,
-        noisy,
-        spec.seed,
-        device,
-        options,
-        noise=noise_facts(
-            spec.noise["model"], spec.noise["ratio"], dataset.num_classes, dataset.family
-        ),  # fmt: skip
-        validation=validation,
-    )
-
-
-def prepare_run(
-    spec: RunSpec, data: DataCache, device: torch.device, options: EngineOptions
-) -> Engine:
-    """The engine of one run, in a process set up as every run's is: torch's CPU threads set to
-    `engine.cpu_threads` (part of the run: they order a CPU's floating-point sums). Sweeps
-    (`run_one`, in any executor) and `perf` both start runs here, so a timing is of the run a
-    sweep would train."""
-    torch.set_num_threads(options.cpu_threads)
-    return engine_for(spec, data, device, options)
-
-
-def run_one(
-    spec: RunSpec,
-    data: DataCache,
-    store: Store,
-    device: torch.device,
-    options: EngineOptions,
-    position: int = 0,
-    tracking: TrackingOptions | None = None,
-) -> Record:
-    """Train one run, logging each epoch as it ends, and write its record (ok or failed).
-
-    Nothing trains unless the results folder takes a file and has room for the record and the
-    run's checkpoints. A record, checkpoint or log that cannot be written raises StorageError
-    (the sweep stops); the log's last line says `ok` only once the record is on disk.
-    """
-    noisy = data.noisy(spec)
-    engine = prepare_run(spec, data, device, options)
-    checkpoint = store.checkpoint_path(spec.run_id) if options.checkpoint_every else None
-    tracker = RunTracker(store.root, spec.run_id, spec.describe(), spec.suite,
-                         spec.model_dump(), tracking or TrackingOptions())  # fmt: skip
-
-    def room_to_store(method: object) -> None:
-        problem = store.storage_problem(checkpoint_bytes(method) if checkpoint else 0)
-        if problem is not None:
-            raise StorageError(f"{problem}; {spec.describe()} was not started")
-
-    start = time.perf_counter()
-    ended = "stopped"
-    try:
-        try:
-            fit = engine.fit(
-                get_method(spec.method["name"]),
-                spec.method["hparams"],
-                describe=spec.describe(),
-                checkpoint=checkpoint,
-                position=position,
-                on_epoch=tracker,
-                before_training=room_to_store,
-            )
-            record = make_record(spec, noisy, device, time.perf_counter() - start, fit=fit,
-                                 options=options)  # fmt: skip
-        except RunFailed as failure:
-            record = make_record(spec, noisy, device, time.perf_counter() - start,
-                                 failure=failure, options=options)  # fmt: skip
-        try:
-            store.write(record)
-        except OSError as exc:
-            raise StorageError(
-                f"could not write the record of {spec.describe()} to {store.path(spec.run_id)} "
-                f"({write_failure(exc)})"
-            ) from None
-        ended = record.status
-    except StorageError as exc:
-        ended = f"stopped, nothing stored: {exc}"
-        raise
-    finally:
-        tracker.close(ended)
-    # An earlier attempt killed while saving left temporaries (Store.write's, Engine._save's).
-    for stale in store.root.glob(f".{spec.run_id}.json.*.tmp"):
-        stale.unlink(missing_ok=True)
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)
-        checkpoint.with_suffix(".tmp").unlink(missing_ok=True)
-    return record
-
-
-_DATA = DataCache()
-
-
-def run_job(
-    spec: dict[str, Any],
-    options: dict[str, Any],
-    results_dir: str,
-    device: str,
-    tracking: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One run as an executor ships it: top-level and plain data, so it pickles to a spawned
-    worker or a Slurm job. Each process keeps its own data cache across the runs it gets.
-
-    Every run starts through `prepare_run` (the engine's `cpu_threads`), so the same run id gives
-    the same numbers in this process, a worker or a Slurm job. A run whose ok record already
-    exists is not trained again: a Slurm job requeued just as it finished, or a sweep started
-    twice, must not redo finished work.
-    """
-    engine_options = EngineOptions.model_validate(options)
-    run = RunSpec.model_validate(spec)
-    store = Store(Path(results_dir))
-    try:
-        record = read_record(store.path(run.run_id))
-    except (ValueError, OSError):
-        record = None
-    if record is None or not record.ok:
-        record = run_one(run, _DATA, store, resolve_device(device), engine_options, position=1,
-                         tracking=TrackingOptions.model_validate(tracking or {}))  # fmt: skip
-    return {"run_id": run.run_id, "status": record.status}
 
 
 def pending_runs(
@@ -321,20 +95,6 @@ def changed_since(record: Record, spec: RunSpec, engine: EngineOptions | None) -
     )
 
 
-def check_method(spec: RunSpec, data: DataCache) -> int:
-    """Build the run's method once on the CPU, so that its configuration errors (a network too
-    large for the images, k above N, a forget rate it cannot know) stop the sweep before any
-    training, as bad data and noise do, instead of failing every run hours later. Returns about
-    how large its checkpoints will be, so the sweep can check the results disk has room."""
-    engine = engine_for(spec, data, torch.device("cpu"), EngineOptions(progress=False))
-    method_cls = get_method(spec.method["name"])
-    try:
-        method = engine.build(method_cls, method_cls.HParams.model_validate(spec.method["hparams"]))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{spec.describe()}: {exc}") from None
-    return checkpoint_bytes(method)
-
-
 def run_sweep(
     suite: Suite,
     specs: list[RunSpec],
@@ -365,18 +125,19 @@ def run_sweep(
         if todo
         else None
     )
-    _DATA.clear()
+    PROCESS_DATA.clear()
     try:
         checkpoints: dict[str, int] = {}
         warned: set[str] = set()
         for spec in todo:
-            _warn_majority_flips(spec, _DATA.noisy(spec), warned)
+            _warn_majority_flips(spec, PROCESS_DATA.noisy(spec), warned)
             key = json.dumps(
-                [spec.dataset, spec.noise["model"], spec.noise["ratio"], spec.method],
+                [spec.dataset.model_dump(mode="json"), spec.noise.model, spec.noise.ratio,
+                 spec.method.model_dump(mode="json")],
                 sort_keys=True,
-            )
+            )  # fmt: skip
             if key not in checkpoints:
-                checkpoints[key] = check_method(spec, _DATA)
+                checkpoints[key] = check_method(spec, PROCESS_DATA)
         if todo:
             suite.tracking.check_installed()
             check_writable(store.root, "results", "results_dir")
@@ -390,7 +151,7 @@ def run_sweep(
                     "with --set results_dir=PATH"
                 )
         if not isinstance(executor, SerialExecutor):
-            _DATA.clear()  # workers load their own copy; a login node need not hold one too
+            PROCESS_DATA.clear()  # workers load their own copy; a login node need not hold one too
         if executor is None:
             return summary
         with sweep_lock(store.root, wait):
@@ -406,7 +167,7 @@ def run_sweep(
             except StorageError as exc:
                 raise StorageError(_stopped(str(exc), specs, store)) from None
     finally:
-        _DATA.clear()
+        PROCESS_DATA.clear()
     return summary
 
 
@@ -426,7 +187,7 @@ def _warn_majority_flips(spec: RunSpec, noisy: NoisyLabels, warned: set[str]) ->
     """One warning line per (dataset, noise, ratio) whose drawn labels give some class a wrong
     majority, before anything trains (the leaderboard repeats it as a footnote)."""
     flipped = noisy.majority_flipped
-    where = f"{dataset_label(spec.dataset)} | {spec.describe().split(' | ')[2]}"
+    where = f"{dataset_label(spec.dataset)} | {spec.noise_label()}"
     if flipped and where not in warned:
         warned.add(where)
         print(
@@ -448,10 +209,9 @@ def _execute(
     """Hand the pending runs to the executor and read each one's record as its job ends."""
     # Worker processes cannot share a terminal's bars: only the sweep's bar is drawn for them.
     quiet = {} if isinstance(executor, SerialExecutor) else {"progress": False}
-    options = suite.engine.model_dump() | quiet
+    options = suite.engine.model_copy(update=quiet)
     root = str(store.root.resolve())
-    tracking = suite.tracking.model_dump()
-    jobs = [RunJob(spec.model_dump(), options, root, device, tracking) for spec in todo]
+    jobs = [RunJob(spec, spec.run_id, options, root, device, suite.tracking) for spec in todo]
     describe = {spec.run_id: spec.describe() for spec in todo}
     running = set(describe)
     bar = tqdm(
@@ -465,7 +225,7 @@ def _execute(
         for outcome in executor.run(
             run_job, jobs, lambda: _show_running(bar, store, running, describe)
         ):
-            run_id = RunSpec.model_validate(outcome.job.spec).run_id
+            run_id = outcome.job.run_id
             running.discard(run_id)
             bar.update(1)
             if outcome.lost_write:

@@ -31,10 +31,10 @@ from typing import Any
 
 import submitit
 
-from nlbench.config import ExecutorEntry, RunSpec
 from nlbench.errors import ConfigError
 from nlbench.jobs import JobFn, Outcome, RunJob, Tick
 from nlbench.store import Store, write_atomic
+from nlbench.suite import ExecutorEntry
 
 ROOT = Path(__file__).resolve().parents[1]
 # PREEMPTED is missing on purpose: a pre-empted job is usually requeued under the same id.
@@ -202,7 +202,7 @@ class SlurmExecutor:
         waiting: list[_Pending] = []
         new: dict[str, _Pending] = {}
         for job in jobs:
-            run_id = RunSpec.model_validate(job.spec).run_id
+            run_id = job.run_id
             record = Store(Path(job.results_dir)).path(run_id)
             known = ledger.get(run_id)
             if known and states.get(known, "COMPLETED") not in FINAL_STATES:  # an earlier sweep's

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from nlbench.errors import ConfigError, StorageError, write_failure
+from nlbench.specs import EpochLog
 
 
 class TrackingOptions(BaseModel):
@@ -46,12 +47,12 @@ def log_path(results: Path, run_id: str) -> Path:
     return results / "logs" / f"{run_id}.log"
 
 
-def format_epoch(entry: dict[str, Any], epochs: int) -> str:
+def format_epoch(entry: EpochLog, epochs: int) -> str:
     """One human-readable line: `epoch 3/30 test_acc 91.23 loss 0.4123 ... seconds 1.2`."""
-    parts = [f"epoch {entry['epoch'] + 1}/{epochs}", f"test_acc {entry['test_acc']:.2f}"]
-    parts += [f"{k} {v:.4f}" for k, v in entry["losses"].items()]
-    parts += [f"{k} {v:.4f}" for k, v in entry.get("diagnostics", {}).items()]
-    parts.append(f"seconds {sum(entry['seconds'].values()):.2f}")
+    parts = [f"epoch {entry.epoch + 1}/{epochs}", f"test_acc {entry.test_acc:.2f}"]
+    parts += [f"{k} {v:.4f}" for k, v in entry.losses.items()]
+    parts += [f"{k} {v:.4f}" for k, v in entry.diagnostics.items()]
+    parts.append(f"seconds {sum(entry.seconds.values()):.2f}")
     return "  ".join(parts)
 
 
@@ -94,18 +95,18 @@ class RunTracker:
                 f"could not write the log {self.path} ({write_failure(exc)})"
             ) from None
 
-    def __call__(self, entry: dict[str, Any], epochs: int) -> None:
+    def __call__(self, entry: EpochLog, epochs: int) -> None:
         self._write(format_epoch(entry, epochs) + "\n")
-        scalars = {"test_acc": entry["test_acc"], "images_per_second": entry["images_per_second"]}
-        scalars |= {f"loss/{k}": v for k, v in entry["losses"].items()}
-        scalars |= {f"diagnostics/{k}": v for k, v in entry.get("diagnostics", {}).items()}
-        scalars |= {f"seconds/{k}": v for k, v in entry["seconds"].items()}
+        scalars = {"test_acc": entry.test_acc, "images_per_second": entry.images_per_second}
+        scalars |= {f"loss/{k}": v for k, v in entry.losses.items()}
+        scalars |= {f"diagnostics/{k}": v for k, v in entry.diagnostics.items()}
+        scalars |= {f"seconds/{k}": v for k, v in entry.seconds.items()}
         if self.writer is not None:
             for key, value in scalars.items():
-                self.writer.add_scalar(key, value, entry["epoch"])
+                self.writer.add_scalar(key, value, entry.epoch)
             self.writer.flush()
         if self.wandb_run is not None:
-            self.wandb_run.log(scalars, step=entry["epoch"])
+            self.wandb_run.log(scalars, step=entry.epoch)
 
     def close(self, status: str) -> None:
         """End the log with how the run ended (`ok` only once its record is on disk). Best effort:

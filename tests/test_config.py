@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nlbench.config import expand, load_suite
 from nlbench.errors import ConfigError
+from nlbench.expansion import expand
+from nlbench.suite_loading import load_suite
 
 BASE = """
 name: t
@@ -24,14 +25,14 @@ def test_expansion_counts_and_stable_ids(write_suite):
     assert len(specs) == 4
     assert len({s.run_id for s in specs}) == 4
     assert [s.run_id for s in expand(load_suite(write_suite(BASE)))] == [s.run_id for s in specs]
-    assert specs[0].method["hparams"]["lr"] == 0.02  # the published default is resolved in
+    assert specs[0].method.hparams["lr"] == 0.02  # the published default is resolved in
 
 
 def test_noise_seed_defaults_to_run_seed_and_can_be_pinned(write_suite):
     specs = expand(load_suite(write_suite(BASE)))
-    assert [s.noise["seed"] for s in specs] == [s.seed for s in specs]
+    assert [s.noise.seed for s in specs] == [s.seed for s in specs]
     pinned = BASE.replace("ratios: [0.2, 0.5]}", "ratios: [0.2, 0.5], seed: 7}")
-    assert {s.noise["seed"] for s in expand(load_suite(write_suite(pinned)))} == {7}
+    assert {s.noise.seed for s in expand(load_suite(write_suite(pinned)))} == {7}
 
 
 def test_unknown_top_level_key_names_nearest(write_suite):
@@ -82,10 +83,10 @@ def test_set_overrides_by_name_index_and_broadcast(write_suite):
         ["methods.ce.hparams.epochs=5", "dataset.root=/x", "seeds=[3]", "noise.0.ratios=[0.1]"],
     )
     specs = expand(suite)
-    assert {s.method["hparams"]["epochs"] for s in specs} == {5}
-    assert {s.dataset["root"] for s in specs} == {"/x"}
+    assert {s.method.hparams["epochs"] for s in specs} == {5}
+    assert {s.dataset.root for s in specs} == {"/x"}
     assert {s.seed for s in specs} == {3}
-    assert {s.noise["ratio"] for s in specs} == {0.1}
+    assert {s.noise.ratio for s in specs} == {0.1}
 
 
 def test_set_unknown_key_is_rejected(write_suite):
@@ -102,9 +103,9 @@ def test_dataset_root_does_not_change_run_id(write_suite):
 
 def test_common_applies_to_methods_that_have_the_key(write_suite):
     suite = load_suite(write_suite(BASE + "common: {epochs: 9}\n"))
-    assert {s.method["hparams"]["epochs"] for s in expand(suite)} == {2}  # method's own wins
+    assert {s.method.hparams["epochs"] for s in expand(suite)} == {2}  # method's own wins
     suite = load_suite(write_suite(BASE.replace(", epochs: 2", "") + "common: {epochs: 9}\n"))
-    assert {s.method["hparams"]["epochs"] for s in expand(suite)} == {9}
+    assert {s.method.hparams["epochs"] for s in expand(suite)} == {9}
     with pytest.raises(ConfigError, match="common: key 'nope'"):
         expand(load_suite(write_suite(BASE + "common: {nope: 1}\n")))
 
@@ -119,7 +120,7 @@ def test_dataset_and_noise_entries_override_method_hparams(write_suite):
         "options: {n_train: 64, n_test: 32}, hparams: {ce: {lr: 0.1, epochs: 4}}}",
     )
     specs = expand(load_suite(write_suite(text)))
-    by_ratio = {s.noise["ratio"]: s.method["hparams"] for s in specs}
+    by_ratio = {s.noise.ratio: s.method.hparams for s in specs}
     assert by_ratio[0.2]["lr"] == 0.1 and by_ratio[0.5]["lr"] == 0.3  # noise entry wins
     assert {h["epochs"] for h in by_ratio.values()} == {4}
     assert "hparams" not in specs[0].dataset
@@ -137,6 +138,8 @@ def test_fp32_runs_are_not_the_default_runs(write_suite):
     default = expand(load_suite(path))
     fp32 = expand(load_suite(path, ["engine.amp=false"]))
     assert {s.run_id for s in default}.isdisjoint(s.run_id for s in fp32)
-    assert default[0].engine is None and fp32[0].engine == {"amp": False}
+    assert default[0].engine is None and fp32[0].engine.model_dump(exclude_none=True) == {
+        "amp": False
+    }
     same = expand(load_suite(path, ["engine.channels_last=false"]))
     assert [s.run_id for s in same] == [s.run_id for s in default]

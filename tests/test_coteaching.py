@@ -13,9 +13,9 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from nlbench.config import expand, load_suite, suite_from_dict
 from nlbench.data.noise import noise_facts
 from nlbench.errors import ConfigError
+from nlbench.expansion import expand
 from nlbench.methods._two_networks import forget_rate_at, small_loss
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import StreamBatch
@@ -25,6 +25,7 @@ from nlbench.methods.jocor import JoCoR, joint_loss
 from nlbench.methods.toolkit.optim import official_coteaching_schedule
 from nlbench.runner import run_sweep
 from nlbench.store import Store
+from nlbench.suite_loading import load_suite, suite_from_dict
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -116,7 +117,7 @@ def make_ctx(
         rng=np.random.default_rng(0),
         generator=torch.Generator(),
         network=lambda name, **opts: next(pool),
-        features=lambda *a, **k: None,
+        feature_pass=lambda *a, **k: None,
         neighbour_index=lambda feats: None,
     )
 
@@ -372,7 +373,7 @@ def test_coteaching_beats_ce_under_pairflip_45(write_suite, tmp_path):
     suite = load_suite(write_suite(SYNTHETIC))
     store = Store(tmp_path / "results" / "ct_e2e")
     run_sweep(suite, expand(suite), store, device_name="cpu")
-    records = {r.spec.method["name"]: r for r in store.load()[0]}
+    records = {r.spec.method.name: r for r in store.load()[0]}
     assert {r.status for r in records.values()} == {"ok"}
     ce, ct = records["ce"], records["coteaching"]
     assert ct.scored_network == "net 1"
@@ -397,20 +398,18 @@ def test_paper_suite_validates_and_expands_without_data():
     specs = expand(load_suite(BENCHMARKS / "coteaching_paper.yaml"))
     assert len(specs) == 3 * 3 * 4 * 5  # datasets x ratios x methods x seeds
     for spec in specs:  # Co-teaching's protocol for every method, CE included
-        hp = spec.method["hparams"]
+        hp = spec.method.hparams
         assert (hp["inputs"], hp["num_iter_per_epoch"], hp["view"]) == ("unit", 400, "none")
         assert hp.get("weight_decay", 0.0) == 0.0 and hp.get("optimizer", "adam") == "adam"
     for dataset, decay, init, co_lambda in (("cifar10", 80, 20, 0.9), ("cifar100", 100, 5, 0.85)):
-        by_method = {
-            s.method["name"]: s.method["hparams"] for s in specs if s.dataset["name"] == dataset
-        }
+        by_method = {s.method.name: s.method.hparams for s in specs if s.dataset.name == dataset}
         assert all(h["network"] == "cnn9" and h["epochs"] == 199 for h in by_method.values())
         assert by_method["coteaching"]["decay_start"] == decay
         assert by_method["ce"]["decay_start"] == decay
         assert by_method["coteaching_plus"]["decay_start"] == 80  # Co-teaching+ keeps 80
         assert by_method["coteaching_plus"]["init_epoch"] == init
         assert by_method["jocor"]["co_lambda"] == co_lambda
-    assert {s.noise["seed"] for s in specs} == {0}
+    assert {s.noise.seed for s in specs} == {0}
 
 
 def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(tmp_path, fake_cifar):
@@ -428,7 +427,7 @@ def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(tmp_path, fake_cifar)
     assert summary.failed == []
     records = store.load()[0]
     assert len(records) == 16 and all(len(r.epochs) == 1 for r in records)
-    two_nets = [r for r in records if r.spec.method["name"] != "ce"]
+    two_nets = [r for r in records if r.spec.method.name != "ce"]
     assert {r.scored_network for r in two_nets} == {"net 1"}
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from nlbench.config import expand, suite_from_dict
+from nlbench.expansion import expand
 from nlbench.methods.api import available, get
 from nlbench.runner import run_sweep
 from nlbench.store import Store
+from nlbench.suite_loading import suite_from_dict
 
 EPOCHS = {"confident_learning": 6, "dividemix": 3, "forward": 2}
 """Enough epochs to cross a stage or a pass boundary: CL's five folds and its retrained network,

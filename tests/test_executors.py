@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nlbench import runner
-from nlbench.config import ExecutorEntry, expand, load_suite
+from nlbench import run
 from nlbench.errors import ConfigError, StorageError
 from nlbench.executors import (
     LocalExecutor,
@@ -20,8 +19,11 @@ from nlbench.executors import (
     device_slots,
     make_executor,
 )
+from nlbench.expansion import expand
 from nlbench.runner import run_sweep
 from nlbench.store import Store
+from nlbench.suite import ExecutorEntry
+from nlbench.suite_loading import load_suite
 
 SUITE = """
 name: tiny
@@ -64,7 +66,9 @@ def test_cpu_threads_is_part_of_the_run_id(write_suite):
     assert plain == again and not plain & two
 
 
-def _probe(spec: dict, options: dict, results_dir: str, device: str, *rest: object) -> None:
+def _probe(
+    spec: dict, run_id: str, options: dict, results_dir: str, device: str, *rest: object
+) -> None:
     """A job that reports where it ran (imported by the spawned workers from this module); job 2
     kills its worker, as the out-of-memory killer would."""
     if spec["n"] == 2:
@@ -74,7 +78,7 @@ def _probe(spec: dict, options: dict, results_dir: str, device: str, *rest: obje
 
 
 def test_local_workers_take_a_slot_and_survive_a_death(tmp_path):
-    jobs = [RunJob({"n": n}, {}, str(tmp_path), "auto") for n in range(5)]
+    jobs = [RunJob({"n": n}, f"run{n}", {}, str(tmp_path), "auto") for n in range(5)]
     outcomes = list(LocalExecutor(["cpu", "cpu"]).run(_probe, jobs))
     assert sorted(o.job.spec["n"] for o in outcomes) == [0, 1, 2, 3, 4]
     assert {o.job.spec["n"]: o.error is None for o in outcomes} == {
@@ -109,7 +113,7 @@ def _boom(spec: dict, *rest: object) -> None:
         raise OSError("disk on fire")
 
 
-def _lost(spec: dict, options: dict, results_dir: str, *rest: object) -> None:
+def _lost(spec: dict, run_id: str, options: dict, results_dir: str, *rest: object) -> None:
     """Job 1 cannot store its results; every job notes that it started."""
     with (Path(results_dir) / "started").open("a") as handle:
         handle.write(f"{spec['n']}\n")
@@ -119,7 +123,7 @@ def _lost(spec: dict, options: dict, results_dir: str, *rest: object) -> None:
 
 @pytest.mark.parametrize("kind", ["serial", "local"])
 def test_a_lost_write_is_one_line_and_stopping_on_it_hands_out_nothing_more(kind, tmp_path):
-    jobs = [RunJob({"n": n}, {}, str(tmp_path), "cpu") for n in range(6)]
+    jobs = [RunJob({"n": n}, f"run{n}", {}, str(tmp_path), "cpu") for n in range(6)]
     pool = SerialExecutor(torch.device("cpu")) if kind == "serial" else LocalExecutor(["cpu"])
     seen = []
     for outcome in pool.run(_lost, jobs):
@@ -132,7 +136,7 @@ def test_a_lost_write_is_one_line_and_stopping_on_it_hands_out_nothing_more(kind
 
 
 def test_serial_executor_turns_a_crash_into_an_outcome():
-    jobs = [RunJob({"n": n}, {}, "", "cpu") for n in range(3)]
+    jobs = [RunJob({"n": n}, f"run{n}", {}, "", "cpu") for n in range(3)]
     outcomes = list(SerialExecutor(torch.device("cpu")).run(_boom, jobs))
     assert [o.error is None for o in outcomes] == [True, False, True]
     assert "OSError: disk on fire" in outcomes[1].error and "Traceback" in outcomes[1].error
@@ -144,20 +148,20 @@ def test_crashed_run_has_no_record_the_sweep_goes_on_and_a_rerun_retries_it(
     suite = load_suite(write_suite(SUITE))
     specs = expand(suite)
     store = Store(tmp_path / "results" / "tiny")
-    real_run_one = runner.run_one
+    real_run_one = run.run_one
 
     def flaky(spec, *args, **kwargs):
         if spec.run_id == specs[1].run_id:
             raise OSError("disk on fire")
         return real_run_one(spec, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "run_one", flaky)
+    monkeypatch.setattr(run, "run_one", flaky)
     summary = run_sweep(suite, specs, store, device_name="cpu")
     assert (summary.ran, summary.crashed) == (2, 1)
     assert "crashed, no record" in summary.failed[0] and "disk on fire" in summary.failed[0]
     assert "OSError: disk on fire" in capsys.readouterr().err
     assert not store.path(specs[1].run_id).exists()
-    monkeypatch.setattr(runner, "run_one", real_run_one)
+    monkeypatch.setattr(run, "run_one", real_run_one)
     again = run_sweep(suite, specs, store, device_name="cpu")
     assert (again.ran, again.skipped, again.crashed) == (1, 2, 0)
     assert store.path(specs[1].run_id).exists()

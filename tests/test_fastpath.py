@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from nlbench.cli import main
-from nlbench.config import EngineOptions
 from nlbench.data.datasets import load_dataset
 from nlbench.data.noise import NoiseFacts, apply_noise
-from nlbench.engine import Engine
+from nlbench.engine import Engine, EngineOptions
+from nlbench.engine.passes import build_views, train_epoch
 from nlbench.methods.api import get as get_method
 from nlbench.methods.api.plan import EpochPlan
 
@@ -48,7 +48,9 @@ def first_step_losses(method: str, amp: bool, channels_last: bool) -> dict[str, 
         net.register_forward_hook(lambda module, inputs, out: dtypes.add(out.dtype))
     plan = instance.begin_epoch(0)  # SSR's feature pass, relabelling and selection run here
     planned = set(dtypes)
-    losses, _ = engine._train_epoch(instance, EpochPlan(plan.streams, steps=1))
+    losses, _ = train_epoch(
+        instance, EpochPlan(plan.streams, steps=1), engine.views, engine.sample_gen, engine.device
+    )
     expected = {torch.bfloat16} if amp else {torch.float32}
     assert dtypes - {torch.float32} <= expected and dtypes & expected, dtypes
     if method == "ssr":  # the feature pass ran at the training precision too
@@ -145,7 +147,7 @@ def test_views_of_one_kind_are_built_in_one_call_and_differ_per_image(monkeypatc
         lambda images, view: calls.append((view, len(images))) or make(images, view),
     )
     images = {name: engine.views.train.images[torch.arange(16)] for name in plan.streams}
-    views = engine._build_views(plan, images)
+    views = build_views(plan, engine.views, images)
     assert sorted(calls) == sorted([("strong", 16 * 3), ("weak", 16)])
     first, second = views["labelled"]
     assert first.shape == second.shape == (16, 3, 32, 32)

@@ -21,14 +21,17 @@ from factories import record_dict
 
 from nlbench import runner
 from nlbench.cli import main
-from nlbench.config import RunSpec, expand, load_suite
-from nlbench.engine import Engine
+from nlbench.engine import Engine, loop
+from nlbench.expansion import expand
 from nlbench.methods.api import register
 from nlbench.methods.ce import CrossEntropy
 from nlbench.records import parse_record
 from nlbench.report import build_report
-from nlbench.runner import run_job, run_sweep
+from nlbench.run import run_job
+from nlbench.run_spec import RunSpec
+from nlbench.runner import run_sweep
 from nlbench.store import Store
+from nlbench.suite_loading import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = """
@@ -169,7 +172,7 @@ def test_nan_run_is_recorded_as_failed_the_sweep_goes_on_and_retry_reruns_only_i
         .splitlines()[-1]
         .startswith("error: 1 of 2 runs did not succeed: 1 failed in this sweep")
     )
-    records = {r.spec.method["name"]: r for r in Store(results).load()[0]}
+    records = {r.spec.method.name: r for r in Store(results).load()[0]}
     nan = records["test_nan_after_epoch_0"]
     assert nan.status == "failed" and nan.failure.epoch == 1
     assert "loss 'loss' is nan" in nan.failure.reason and len(nan.epochs) == 1
@@ -231,7 +234,7 @@ def test_a_failed_run_is_retried_when_its_data_root_moved_but_not_its_report_lab
     store.write(parse_record(failed))
 
     def pending(**dataset: str) -> tuple[int, list[str]]:
-        moved = spec.model_copy(update={"dataset": spec.dataset | dataset})
+        moved = spec.model_copy(update={"dataset": spec.dataset.model_copy(update=dataset)})
         summary = runner.SweepSummary(total=1)
         todo, _ = runner.pending_runs([moved], store, False, summary)
         assert moved.run_id == spec.run_id  # neither root nor label is part of the run id
@@ -326,13 +329,13 @@ def _immutable_folders_work(tmp_path: Path) -> None:
 def _count_trained(monkeypatch) -> set[int]:
     """The engines (one per run) that took a training step."""
     trained: set[int] = set()
-    real = Engine._train_epoch
+    real = loop.train_epoch
 
-    def train_epoch(self, method, plan):
-        trained.add(id(self))
-        return real(self, method, plan)
+    def train_epoch(method, *rest):
+        trained.add(id(method))
+        return real(method, *rest)
 
-    monkeypatch.setattr(Engine, "_train_epoch", train_epoch)
+    monkeypatch.setattr(loop, "train_epoch", train_epoch)
     return trained
 
 
@@ -399,11 +402,11 @@ def _run_job_on_a_filling_disk(*job):
     """`run_job` in a worker process whose results disk fills up once it holds 2 records: a
     record then fails with ENOSPC, and the disk reports no free space. Each run that takes a
     training step notes when, beside the results folder."""
-    root = Path(job[2])
+    root = Path(job[3])
     full, started = root.parent / "disk_full", root.parent / "started"
     if not getattr(Store, "filling", False):
         Store.filling = True
-        real_write, real_usage, real_train = Store.write, shutil.disk_usage, Engine._train_epoch
+        real_write, real_usage, real_train = Store.write, shutil.disk_usage, loop.train_epoch
 
         def write(self, record):
             if full.exists() or len(list(self.root.glob("*.json"))) >= RECORDS_BEFORE_FULL:
@@ -416,14 +419,14 @@ def _run_job_on_a_filling_disk(*job):
             found = real_usage(where)
             return found._replace(free=0) if full.exists() else found
 
-        def train_epoch(self, method, plan):
-            if not getattr(self, "noted", False):
-                self.noted = True
+        def train_epoch(method, *rest):
+            if not getattr(method, "noted", False):
+                method.noted = True
                 with started.open("a") as handle:
                     handle.write(f"{time.time()!r}\n")
-            return real_train(self, method, plan)
+            return real_train(method, *rest)
 
-        Store.write, shutil.disk_usage, Engine._train_epoch = write, usage, train_epoch
+        Store.write, shutil.disk_usage, loop.train_epoch = write, usage, train_epoch
     return run_job(*job)
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from nlbench.cli import main
-from nlbench.config import expand, load_suite
+from nlbench.expansion import expand
 from nlbench.store import Store
+from nlbench.suite_loading import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "benchmarks" / "fidelity_smoke.yaml"
@@ -27,8 +28,8 @@ def test_every_paper_recipe_trains_an_epoch_on_real_images(shared_dir, tmp_path,
     specs = expand(load_suite(SUITE))
     assert len(records) == len(specs) == 16
     assert all(r.ok for r in records), [r.failure for r in records]
-    assert all(len(r.epochs) == r.spec.method["hparams"]["epochs"] for r in records)
-    networks = {(r.spec.method["name"], r.spec.method["hparams"]["network"]) for r in records}
+    assert all(len(r.epochs) == r.spec.method.hparams["epochs"] for r in records)
+    networks = {(r.spec.method.name, r.spec.method.hparams["network"]) for r in records}
     assert networks == {("ssr", "preact_resnet18"), ("ce", "preact_resnet18"), ("ce", "cnn9"),
                         ("gce", "resnet34"), ("coteaching", "cnn9"),
                         ("coteaching_plus", "cnn_small"), ("coteaching_plus", "cnn6"),
@@ -37,7 +38,10 @@ def test_every_paper_recipe_trains_an_epoch_on_real_images(shared_dir, tmp_path,
                         ("mixup", "preact_resnet18"), ("sop", "preact_resnet18"),
                         ("dividemix", "preact_resnet18"),
                         ("confident_learning", "preact_resnet18")}  # fmt: skip
-    forward = next(r for r in records if r.spec.method["name"] == "forward")
+    forward = next(r for r in records if r.spec.method.name == "forward")
     assert [e.phase for e in forward.epochs] == ["estimate", "correct"]
     assert len(forward.estimates["transition"]) == 10
-    assert all(r.env.device == "cpu" and r.spec.engine == {"amp": False} for r in records)
+    assert all(
+        r.env.device == "cpu" and r.spec.engine.model_dump(exclude_none=True) == {"amp": False}
+        for r in records
+    )

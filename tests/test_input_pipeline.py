@@ -18,15 +18,16 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from nlbench.config import expand, load_suite
 from nlbench.data.datasets import load_dataset
 from nlbench.data.noise import NoiseFacts, apply_noise
 from nlbench.engine import Engine, EngineOptions
+from nlbench.expansion import expand
 from nlbench.methods.api import get
 from nlbench.methods.api.plan import StreamBatch
 from nlbench.methods.ce import CrossEntropy
 from nlbench.methods.confident_learning import ConfidentLearning
 from nlbench.methods.sop import SOP, renormalise
+from nlbench.suite_loading import load_suite
 
 SSR_CIFAR10 = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 """SSR main_cifar.py l.194; also DivideMix's, ELR's, MixUp's, SOP's and CL's CIFAR-10 constants."""
@@ -47,8 +48,8 @@ def _resolved(suite: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """(dataset, method) -> the resolved hparams of every run of that pair in a shipped suite."""
     pairs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for spec in expand(load_suite(BENCHMARKS / f"{suite}.yaml")):
-        key = (spec.dataset["name"], spec.method["name"])
-        pairs.setdefault(key, []).append(spec.method["hparams"])
+        key = (spec.dataset.name, spec.method.name)
+        pairs.setdefault(key, []).append(spec.method.hparams)
     return pairs
 
 

@@ -34,12 +34,12 @@ SMALL = {"network": "mlp", "batch_size": 16, "lr": 0.05}
 
 def test_forward_estimates_t_after_its_first_stage_then_trains_a_fresh_network():
     eng = engine()
-    fit = eng.fit(ForwardCorrection, {**SMALL, "epochs": 4})
-    assert [e["phase"] for e in fit.epochs] == ["estimate", "estimate", "correct", "correct"]
+    fit = eng.fit(ForwardCorrection, ForwardCorrection.HParams(**SMALL, epochs=4))
+    assert [e.phase for e in fit.epochs] == ["estimate", "estimate", "correct", "correct"]
     t_hat = np.array(fit.estimates["transition"])
     assert t_hat.shape == (4, 4)
     np.testing.assert_allclose(t_hat.sum(axis=1), 1.0, atol=1e-6)
-    errors = [e["diagnostics"].get("transition_error") for e in fit.epochs]
+    errors = [e.diagnostics.get("transition_error") for e in fit.epochs]
     assert errors[:2] == [None, None] and all(0 <= e <= 1 for e in errors[2:])
 
 
@@ -71,9 +71,11 @@ def test_forward_stages_have_their_own_networks_and_schedules():
 
 def test_forward_with_the_true_transition_is_an_oracle_with_one_stage():
     eng = engine()
-    fit = eng.fit(ForwardCorrection, {**SMALL, "epochs": 2, "true_transition": True})
-    assert [e["phase"] for e in fit.epochs] == ["correct", "correct"]
-    assert all(e["diagnostics"]["transition_error"] < 1e-6 for e in fit.epochs)
+    fit = eng.fit(
+        ForwardCorrection, ForwardCorrection.HParams(**SMALL, epochs=2, true_transition=True)
+    )
+    assert [e.phase for e in fit.epochs] == ["correct", "correct"]
+    assert all(e.diagnostics["transition_error"] < 1e-6 for e in fit.epochs)
 
 
 @pytest.mark.parametrize(
@@ -90,8 +92,8 @@ def test_forward_refuses_stages_that_cannot_work(hparams, words):
 
 def test_elr_keeps_per_sample_targets_and_reports_their_agreement_with_clean_labels():
     eng = engine()
-    fit = eng.fit(ELR, {**SMALL, "epochs": 2})
-    assert all("relabel_accuracy" in e["diagnostics"] for e in fit.epochs)
+    fit = eng.fit(ELR, ELR.HParams(**SMALL, epochs=2))
+    assert all("relabel_accuracy" in e.diagnostics for e in fit.epochs)
     method = ELR(eng.ctx, ELR.HParams(**SMALL, epochs=2))
     assert torch.count_nonzero(method.targets) == 0
     method.begin_epoch(0)
@@ -174,13 +176,13 @@ def test_dividemix_warms_up_both_networks_then_trains_each_on_its_peers_split():
 
     eng = engine(model="sym", ratio=0.5, n_train=128)
     hp = {**SMALL, "epochs": 3, "warm_up": 1, "batch_size": 16, "warmup_batch_size": 32}
-    fit = eng.fit(DivideMix, hp)
-    assert [e["phase"] for e in fit.epochs] == ["warmup", "train", "train"]
-    assert [e["pass_phases"] for e in fit.epochs] == [["warmup"] * 2, ["train"] * 2, ["train"] * 2]
-    assert set(fit.epochs[0]["losses"]) == {"warmup_loss_1", "warmup_loss_2"}
-    assert set(fit.epochs[1]["losses"]) == {"loss_x_1", "loss_u_1", "loss_x_2", "loss_u_2"}
-    assert fit.epochs[0]["diagnostics"] == {}
-    assert {"detection_precision", "selection_precision"} <= set(fit.epochs[2]["diagnostics"])
+    fit = eng.fit(DivideMix, DivideMix.HParams(**hp))
+    assert [e.phase for e in fit.epochs] == ["warmup", "train", "train"]
+    assert [e.pass_phases for e in fit.epochs] == [["warmup"] * 2, ["train"] * 2, ["train"] * 2]
+    assert set(fit.epochs[0].losses) == {"warmup_loss_1", "warmup_loss_2"}
+    assert set(fit.epochs[1].losses) == {"loss_x_1", "loss_u_1", "loss_x_2", "loss_u_2"}
+    assert fit.epochs[0].diagnostics == {}
+    assert {"detection_precision", "selection_precision"} <= set(fit.epochs[2].diagnostics)
     method = DivideMix(eng.ctx, DivideMix.HParams(**hp))
     method.begin_epoch(0)
     plan = method.begin_epoch(1)
@@ -232,7 +234,7 @@ def test_confident_learnings_kept_set_is_cleanlabs_own_on_a_fixed_probability_ma
 
 
 def test_noise_detection_is_scored_against_the_truly_mislabelled_samples():
-    from nlbench.engine.loop import score_diagnostics
+    from nlbench.engine.diagnostics import score_diagnostics
     from nlbench.methods.api import Diagnostics
 
     clean = torch.tensor([0, 1, 2, 3, 0, 1])

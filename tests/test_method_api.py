@@ -16,7 +16,9 @@ from nlbench.cli import main
 from nlbench.data.datasets import load_dataset
 from nlbench.data.noise import NoiseFacts, apply_noise
 from nlbench.engine import Engine, EngineOptions
+from nlbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from nlbench.engine.loop import run_streams
+from nlbench.engine.passes import train_epoch
 from nlbench.methods.api import EpochPlan, Method, MethodHParams, Stream
 from nlbench.methods.api.registry import _REGISTRY
 from nlbench.methods.gce import GCE
@@ -64,16 +66,22 @@ def test_networks_in_a_list_are_checkpointed_evaluated_and_their_scheduler_stepp
     method = NetsInContainers(engine.ctx, hp)
     assert set(method.state_dict()) == {"nets.0", "nets.1", "optimizers.main", "schedules.0",
                                         "_extra"}  # fmt: skip
-    engine._train_epoch(method, EpochPlan(method.begin_epoch(0).streams, steps=2))
+    train_epoch(
+        method,
+        EpochPlan(method.begin_epoch(0).streams, steps=2),
+        engine.views,
+        engine.sample_gen,
+        engine.device,
+    )
     engine.evaluate(method)
     assert method.modes_seen and set(method.modes_seen) == {(False, False)}
     assert all(net.training for net in method.nets)  # back to training after evaluation
     method.end_epoch(0)
     assert method.optimizers["main"].param_groups[0]["lr"] == 0.5
-    engine._save(tmp_path / "ckpt.pt", method, 0, [])
+    save_checkpoint(tmp_path / "ckpt.pt", method, 0, [], engine.streams())
     fresh = NetsInContainers(tiny_engine().ctx, hp)
     assert not torch.equal(fresh.nets[1].classifier.weight, method.nets[1].classifier.weight)
-    engine._resume(tmp_path / "ckpt.pt", fresh)
+    load_checkpoint(tmp_path / "ckpt.pt", fresh, engine.streams())
     for mine, theirs in zip(method.nets, fresh.nets):
         for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()):
             assert torch.equal(a, b)
@@ -206,14 +214,16 @@ class TwoTaggedPasses(Method):
 def test_passes_hand_their_tag_to_train_step_and_the_named_stream_sets_the_length():
     engine = tiny_engine()
     method = TwoTaggedPasses(engine.ctx, TwoTaggedPasses.HParams())
-    losses, _ = engine._train_epoch(method, method.begin_epoch(0))
+    losses, _ = train_epoch(
+        method, method.begin_epoch(0), engine.views, engine.sample_gen, engine.device
+    )
     # pass 0: 64 // 16 = 4 steps of "all"; pass 1: 64 // 8 = 8 steps, set by "many", not "few"
     assert [(tag, streams) for tag, streams, _ in method.seen] == [(0, ("all",))] * 4 + [
         (1, ("few", "many"))
     ] * 8
     assert set(losses) == {"loss_0", "loss_1"}
-    fit = tiny_engine().fit(TwoTaggedPasses, {})
-    assert [e["pass_phases"] for e in fit.epochs] == [["warmup", "train"]] * 2
+    fit = tiny_engine().fit(TwoTaggedPasses, TwoTaggedPasses.HParams())
+    assert [e.pass_phases for e in fit.epochs] == [["warmup", "train"]] * 2
 
 
 def test_a_plan_of_several_streams_names_the_one_that_sets_its_length():

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from nlbench.config import expand, load_suite, suite_from_dict
 from nlbench.errors import ConfigError
+from nlbench.expansion import expand
 from nlbench.methods.api.protocols import PROTOCOLS, protocol
 from nlbench.methods.coteaching import Coteaching
 from nlbench.methods.coteaching_plus import CoteachingPlus
 from nlbench.methods.jocor import JoCoR
 from nlbench.methods.toolkit.optim import CoteachingSchedule
+from nlbench.suite_loading import load_suite, suite_from_dict
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 PAPER_SUITES = sorted(BENCHMARKS.glob("*_paper.yaml"))
@@ -46,10 +47,10 @@ OFFICIAL_SMALL_LOSS = {"optimizer": "adam", "lr": 0.001, "weight_decay": 0.0, "m
 @pytest.mark.parametrize("path", PAPER_SUITES, ids=lambda p: p.stem)
 def test_every_paper_suite_baseline_trains_as_the_papers_method(path):
     specs = expand(load_suite(path))
-    baseline = {_cell(s): s.method["hparams"] for s in specs if s.method["name"] == "ce"}
+    baseline = {_cell(s): s.method.hparams for s in specs if s.method.name == "ce"}
     assert baseline, f"{path.name} has no Standard baseline"
     for spec in specs:
-        name, hp, ce = spec.method["name"], spec.method["hparams"], baseline[_cell(spec)]
+        name, hp, ce = spec.method.name, spec.method.hparams, baseline[_cell(spec)]
         for key in OPTIMISER:
             if key in hp and key in ce and (name, key) not in EXPECTED_DIFFERENCES:
                 assert hp[key] == ce[key], (path.name, _cell(spec), name, key)
@@ -62,8 +63,8 @@ def test_every_paper_suite_baseline_trains_as_the_papers_method(path):
 def test_co_teaching_family_baselines_are_the_official_standard(suite):
     """The weight decay 5e-4 of the PreAct protocol never reaches these baselines again."""
     for spec in expand(load_suite(BENCHMARKS / f"{suite}.yaml")):
-        if spec.method["name"] == "ce":
-            hp = spec.method["hparams"]
+        if spec.method.name == "ce":
+            hp = spec.method.hparams
             assert {k: hp[k] for k in OFFICIAL_SMALL_LOSS} == OFFICIAL_SMALL_LOSS
 
 
@@ -93,7 +94,7 @@ def test_a_protocol_sets_every_field_it_names_and_the_entry_overrides_it():
         "methods": [{"name": "ce", "protocol": "jocor", "hparams": {"epochs": 3}}],
     }
     (spec,) = expand(suite_from_dict(raw, "suite"))
-    hp = spec.method["hparams"]
+    hp = spec.method.hparams
     expected = protocol("jocor", "mnist").model_dump()
     expected["epochs"] = 3
     assert {k: hp[k] for k in expected} == expected
@@ -121,4 +122,4 @@ def test_protocols_cover_the_families_they_name():
 
 
 def _cell(spec) -> tuple:
-    return (spec.dataset["name"], spec.noise["model"], spec.noise["ratio"], spec.seed)
+    return (spec.dataset.name, spec.noise.model, spec.noise.ratio, spec.seed)

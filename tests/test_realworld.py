@@ -218,12 +218,12 @@ def test_the_clothing1m_subsample_caps_each_class_and_is_redrawn_every_epoch():
 def test_streamed_and_in_memory_animal10n_train_to_identical_numbers(animal):
     ssr, hparams = get_method("ssr"), {**TINY, "epochs": 2, "k": 5}
     # An engine seeds the process when it is built, so each is built right before its fit.
-    held = engine_on(load_dataset("animal10n", str(animal))).fit(ssr, hparams).epochs
+    held = engine_on(load_dataset("animal10n", str(animal))).fit(ssr, ssr.HParams(**hparams)).epochs
     streamed = engine_on(load_dataset("animal10n", str(animal), stream=True), workers=1)
-    again = streamed.fit(ssr, hparams).epochs
+    again = streamed.fit(ssr, ssr.HParams(**hparams)).epochs
     for one, two in zip(held, again, strict=True):
-        assert one["losses"] == two["losses"] and one["test_acc"] == two["test_acc"]
-    assert held[-1]["diagnostics"] == {}  # no clean training labels to score against
+        assert one.losses == two.losses and one.test_acc == two.test_acc
+    assert held[-1].diagnostics == {}  # no clean training labels to score against
 
 
 @pytest.mark.parametrize("dataset", ["animal10n", "clothing1m", "webvision"])
@@ -236,12 +236,12 @@ def test_one_epoch_of_ssr_and_ce_through_the_streamed_path(dataset, method, anim
     data = load_dataset(dataset, str(root), **options)
     engine = engine_on(data, workers=1)
     hparams = {**TINY, **({"k": 5} if method == "ssr" else {})}
-    fit = engine.fit(get_method(method), hparams)
+    fit = engine.fit(get_method(method), get_method(method).HParams(**hparams))
     (epoch,) = fit.epochs
-    assert np.isfinite(epoch["losses"]["loss"]) and 0 <= epoch["test_acc"] <= 100
+    assert np.isfinite(epoch.losses["loss"]) and 0 <= epoch.test_acc <= 100
     assert fit.images_seen > 0
     if dataset == "webvision":
-        assert set(epoch["more_test_acc"]) == {"imagenet"}
+        assert set(epoch.more_test_acc) == {"imagenet"}
 
 
 def test_ssr_selects_and_trains_only_inside_the_epochs_clothing1m_pool(clothing):
@@ -306,7 +306,8 @@ def test_clothing1m_selects_on_its_clean_validation_list(clothing, write_suite, 
     (record,) = (tmp_path / "results" / "val").glob("*.json")
     stored = json.loads(record.read_text())
     assert all(e["noisy_val_acc"] is not None for e in stored["epochs"])
-    assert stored["final"]["val_epoch"] in (0, 1) and stored["spec"]["selection"] == {
+    chosen = {k: v for k, v in stored["spec"]["selection"].items() if v is not None}
+    assert stored["final"]["val_epoch"] in (0, 1) and chosen == {
         "split": "dataset_val",
         "headline": "noisy_val",
     }
@@ -331,7 +332,7 @@ def test_an_undecodable_image_fails_the_run_with_one_line(tmp_path, animal):
     broken.write_bytes(b"not a jpeg")
     engine = engine_on(load_dataset("animal10n", str(tree), stream=True), workers=1)
     with pytest.raises(RunFailed) as err:
-        engine.fit(get_method("ce"), TINY)
+        engine.fit(get_method("ce"), get_method("ce").HParams(**TINY))
     assert "\n" not in err.value.reason and broken.name in err.value.reason
 
 
@@ -411,7 +412,8 @@ def test_check_data_decodes_every_listed_image_and_names_the_bad_ones(tmp_path, 
 
 
 def _ids(write_suite, root: Path) -> set[str]:
-    from nlbench.config import expand, load_suite
+    from nlbench.expansion import expand
+    from nlbench.suite_loading import load_suite
 
     suite = write_suite(
         f"name: id\ndatasets: [{{name: animal10n, root: {root}}}]\nnoise: [{{model: given}}]\n"

@@ -396,7 +396,8 @@ def test_published_numbers_show_a_delta_only_where_the_comparison_holds(tmp_path
 
 
 def test_every_shipped_paper_suite_carries_a_table_that_matches_its_grid():
-    from nlbench.config import expand, expected_recipes, load_suite
+    from nlbench.expansion import expand, expected_recipes
+    from nlbench.suite_loading import load_suite
 
     root = Path(__file__).resolve().parents[1] / "benchmarks"
     papers = [p for p in sorted(root.glob("*_paper.yaml"))]
@@ -444,16 +445,17 @@ def test_report_command_shows_paper_and_delta_for_a_shipped_paper_suite(tmp_path
     """`run_bench.py report` on records of coteaching_paper: the suite's table is found by the
     records' suite name and held against runs of its own recipe (mean of the last 10 epochs)."""
     from nlbench.cli import main
-    from nlbench.config import expand, load_suite
+    from nlbench.expansion import expand
     from nlbench.records import parse_record
     from nlbench.store import Store
+    from nlbench.suite_loading import load_suite
 
     suite = load_suite(Path(__file__).resolve().parents[1] / "benchmarks" / "coteaching_paper.yaml")
-    (spec,) = [s for s in expand(suite) if s.dataset["name"] == "cifar10" and s.seed == 0
-               and s.noise["model"] == "pairflip" and s.method["name"] == "coteaching"]  # fmt: skip
+    (spec,) = [s for s in expand(suite) if s.dataset.name == "cifar10" and s.seed == 0
+               and s.noise.model == "pairflip" and s.method.name == "coteaching"]  # fmt: skip
     raw = record_dict(spec.run_id, method="coteaching", dataset="cifar10", model="pairflip",
                       ratio=0.45, accs=(60.0, 70.0, 74.0), suite="coteaching_paper",
-                      hparams=spec.method["hparams"])  # fmt: skip
+                      hparams=spec.method.hparams)  # fmt: skip
     raw["spec"] = spec.model_dump(exclude_none=True)
     store = Store(tmp_path / "coteaching_paper")
     store.write(parse_record(raw))

@@ -7,10 +7,11 @@ import yaml
 from factories import record_dict
 
 from nlbench.cli import main
-from nlbench.config import expand, expected_recipes, suite_from_dict
+from nlbench.expansion import expand, expected_recipes
 from nlbench.records import parse_record
 from nlbench.report import build_report
 from nlbench.store import Store
+from nlbench.suite_loading import suite_from_dict
 
 OFFICIAL = {
     "repository": "someone/official",
@@ -60,9 +61,9 @@ def _records(suite) -> list:
     last = {(0.2, 0): 72.0, (0.2, 1): 73.0, (0.5, 0): 45.0, (0.5, 1): 47.0}
     records = []
     for spec in expand(suite):
-        acc = last[(spec.noise["ratio"], spec.seed)]
-        raw = record_dict(spec.run_id, method="ce", ratio=spec.noise["ratio"], seed=spec.seed,
-                          accs=(acc - 10, acc), hparams=spec.method["hparams"], suite="repro")  # fmt: skip
+        acc = last[(spec.noise.ratio, spec.seed)]
+        raw = record_dict(spec.run_id, method="ce", ratio=spec.noise.ratio, seed=spec.seed,
+                          accs=(acc - 10, acc), hparams=spec.method.hparams, suite="repro")  # fmt: skip
         raw["spec"] = spec.model_dump(exclude_none=True)
         records.append(parse_record(raw))
     return records

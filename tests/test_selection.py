@@ -10,13 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nlbench.config import expand, suite_from_dict
 from nlbench.data.datasets import load_dataset
 from nlbench.data.noise import NoiseFacts, apply_noise
 from nlbench.data.splits import noisy_validation_split
 from nlbench.engine import Engine, EngineOptions
+from nlbench.engine.passes import train_epoch
 from nlbench.errors import ConfigError
+from nlbench.expansion import expand
 from nlbench.methods.api import EpochPlan, Method, MethodHParams, Stream
+from nlbench.suite_loading import suite_from_dict
 
 
 def test_the_split_is_a_pure_stratified_function_of_labels_fraction_and_seed():
@@ -70,7 +72,9 @@ def test_held_out_samples_never_reach_a_train_step_a_feature_pass_or_the_neighbo
     engine.ctx.neighbour_index = lambda feats: built.append(len(feats)) or original(feats)
     method = Spy(engine.ctx, Spy.HParams())
     for epoch in range(2):
-        engine._train_epoch(method, method.begin_epoch(epoch))
+        train_epoch(
+            method, method.begin_epoch(epoch), engine.views, engine.sample_gen, engine.device
+        )
     seen = torch.cat(method.images)
     as_views = engine.views.make(torch.from_numpy(data.x_train), "none").flatten(1)
     distances = torch.cdist(as_views[torch.from_numpy(held)], seen)
@@ -78,8 +82,8 @@ def test_held_out_samples_never_reach_a_train_step_a_feature_pass_or_the_neighbo
     assert built == [200 - len(held)] * 2
     kept = np.setdiff1d(np.arange(200), held)
     assert torch.equal(engine.ctx.noisy_labels, torch.from_numpy(noisy.labels[kept]))
-    fit = engine.fit(Spy, {})
-    assert all(e["noisy_val_acc"] is not None for e in fit.epochs)
+    fit = engine.fit(Spy, Spy.HParams())
+    assert all(e.noisy_val_acc is not None for e in fit.epochs)
 
 
 def suite(**extra):
@@ -91,19 +95,19 @@ def suite(**extra):
 def test_a_search_runs_the_defaults_as_trial_0_and_draws_the_rest_reproducibly():
     specs = expand(suite(selection={"fraction": 0.1}, search={"trials": 4, "seed": 7}))
     assert len(specs) == 2 * 4 * 2
-    ce = [s for s in specs if s.method["name"] == "ce" and s.seed == 0]
-    assert [s.method["trial"] for s in ce] == [0, 1, 2, 3]
-    assert ce[0].method["hparams"]["lr"] == 0.02  # the defaults
-    drawn = {s.method["hparams"]["lr"] for s in ce[1:]}
+    ce = [s for s in specs if s.method.name == "ce" and s.seed == 0]
+    assert [s.method.trial for s in ce] == [0, 1, 2, 3]
+    assert ce[0].method.hparams["lr"] == 0.02  # the defaults
+    drawn = {s.method.hparams["lr"] for s in ce[1:]}
     assert len(drawn) == 3 and all(0.005 <= lr <= 0.2 for lr in drawn)
     again = expand(suite(selection={"fraction": 0.1}, search={"trials": 4, "seed": 7}))
     assert [s.run_id for s in again] == [s.run_id for s in specs]
     other = expand(suite(selection={"fraction": 0.1}, search={"trials": 4, "seed": 8}))
-    other_ce = {s.run_id for s in other if s.method["name"] == "ce"}
-    ce_ids = {s.run_id for s in specs if s.method["name"] == "ce"}
-    assert other_ce & ce_ids == {s.run_id for s in specs if s.method["name"] == "ce"
-                                 and s.method["trial"] == 0}  # fmt: skip
-    assert all(s.selection == {"split": "noisy_val", "fraction": 0.1, "seed": s.seed,
+    other_ce = {s.run_id for s in other if s.method.name == "ce"}
+    ce_ids = {s.run_id for s in specs if s.method.name == "ce"}
+    assert other_ce & ce_ids == {s.run_id for s in specs if s.method.name == "ce"
+                                 and s.method.trial == 0}  # fmt: skip
+    assert all(s.selection.model_dump() == {"split": "noisy_val", "fraction": 0.1, "seed": s.seed,
                                "headline": "noisy_val"} for s in specs)  # fmt: skip
 
 
@@ -113,10 +117,10 @@ def test_a_search_never_repeats_a_configuration_and_stops_when_the_space_runs_ou
            "selection": {}, "search": {"trials": 8, "seed": 0}}  # fmt: skip
     specs = expand(suite_from_dict(raw, "suite"))
     for name, size in (("bootstrap", 3), ("gce", 5)):  # beta in {0.8, 0.9, 0.95}; 5 values of q
-        mine = [s for s in specs if s.method["name"] == name]
-        configs = {json.dumps(s.method["hparams"], sort_keys=True) for s in mine}
+        mine = [s for s in specs if s.method.name == name]
+        configs = {json.dumps(s.method.hparams, sort_keys=True) for s in mine}
         assert len(mine) == len(configs) == size
-        assert [s.method["trial"] for s in mine] == list(range(size))
+        assert [s.method.trial for s in mine] == list(range(size))
 
 
 def test_adding_a_method_entry_redraws_no_other_entrys_trials():
@@ -180,7 +184,7 @@ def test_a_search_killed_with_sigkill_resumes_losing_and_repeating_no_trial(
     from pathlib import Path
 
     from nlbench.cli import main
-    from nlbench.config import load_suite
+    from nlbench.suite_loading import load_suite
 
     root = Path(__file__).resolve().parents[1]
     path = write_suite(SEARCH)

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nlbench.config import Suite, expand, load_suite
 from nlbench.data.noise import NoiseFacts
 from nlbench.engine.sampling import StreamSampler, class_balanced_ids
 from nlbench.errors import ConfigError, DataError
+from nlbench.expansion import expand
 from nlbench.methods._ssr_command import parse_ssr_command
 from nlbench.methods.api.context import MethodContext
 from nlbench.methods.api.plan import Stream
@@ -23,6 +23,8 @@ from nlbench.methods.toolkit.neighbours import NeighbourIndex
 from nlbench.methods.toolkit.networks import build_network
 from nlbench.runner import run_sweep
 from nlbench.store import Store
+from nlbench.suite import Suite
+from nlbench.suite_loading import load_suite
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 PAPER_SUITES = ["ssr_cifar10_paper", "ssr_cifar100_paper"]
@@ -58,7 +60,7 @@ def _fake_context(
         rng=np.random.default_rng(0),
         generator=torch.Generator().manual_seed(0),
         network=lambda name, **opts: build_network(name, num_classes, 1, 4, **opts),
-        features=lambda fn, view="weak", batch_size=None, rows=None: next(passes),
+        feature_pass=lambda autocast, fn, view="weak", batch_size=None, rows=None: next(passes),
         neighbour_index=NeighbourIndex.build,
     )
 
@@ -171,7 +173,7 @@ def test_ssr_beats_ce_under_half_symmetric_noise(write_suite, tmp_path):
     store = Store(tmp_path / "results" / suite.name)
     summary = run_sweep(suite, expand(suite), store, device_name="cpu")
     assert summary.failed == []
-    final = {r.spec.method["name"]: r for r in store.load()[0]}
+    final = {r.spec.method.name: r for r in store.load()[0]}
     ssr, ce = final["ssr"], final["ce"]
     assert ssr.final.last_acc > ce.final.last_acc + 10
     last = ssr.epochs[-1].diagnostics
@@ -195,7 +197,7 @@ def test_paper_suite_runs_one_epoch_on_a_fake_cifar_folder(name, tmp_path, fake_
     store = Store(tmp_path / "results" / suite.name)
     summary = run_sweep(suite, expand(suite), store, device_name="cpu")
     assert (summary.ran, summary.failed) == (2, [])
-    assert {r.spec.method["name"] for r in store.load()[0]} == {"ssr", "ce"}
+    assert {r.spec.method.name for r in store.load()[0]} == {"ssr", "ce"}
 
 
 def test_paper_suites_validate_without_data():
@@ -203,13 +205,13 @@ def test_paper_suites_validate_without_data():
     for name in PAPER_SUITES:
         specs = expand(load_suite(BENCHMARKS / f"{name}.yaml"))
         counts[name] = len(specs)
-        ssr = [s for s in specs if s.method["name"] == "ssr"]
+        ssr = [s for s in specs if s.method.name == "ssr"]
         defaults = SSR.HParams().model_dump()
         for spec in ssr:
-            cifar10 = spec.dataset["name"] == "cifar10"
-            theta = 0.9 if cifar10 or spec.noise["ratio"] == 0.2 else 0.8
+            cifar10 = spec.dataset.name == "cifar10"
+            theta = 0.9 if cifar10 or spec.noise.ratio == 0.2 else 0.8
             stats = OFFICIAL_STATS["cifar10" if cifar10 else "cifar100"]
-            assert spec.method["hparams"] == {**defaults, "theta_r": theta, "input_stats": stats}
+            assert spec.method.hparams == {**defaults, "theta_r": theta, "input_stats": stats}
     assert counts == {"ssr_cifar10_paper": 5 * 2 * 3, "ssr_cifar100_paper": 4 * 2 * 3}
 
 
@@ -232,9 +234,9 @@ def test_readme_command_becomes_a_one_run_suite():
     ).split()
     suite = Suite.model_validate(parse_ssr_command(argv))
     (spec,) = expand(suite)
-    assert spec.dataset["name"] == "cifar100" and spec.dataset["root"] == "/data/cifar"
-    assert (spec.noise["model"], spec.noise["ratio"], spec.seed) == ("sym", 0.9, 3047)
-    assert spec.method["hparams"] == {**SSR.HParams().model_dump(), "theta_r": 0.8}
+    assert spec.dataset.name == "cifar100" and spec.dataset.root == "/data/cifar"
+    assert (spec.noise.model, spec.noise.ratio, spec.seed) == ("sym", 0.9, 3047)
+    assert spec.method.hparams == {**SSR.HParams().model_dump(), "theta_r": 0.8}
 
 
 @pytest.mark.parametrize(
@@ -297,4 +299,6 @@ def test_ssr_neighbours_match_the_official_normalisation():
 @pytest.mark.parametrize("name", [p.stem for p in sorted(BENCHMARKS.glob("*_paper.yaml"))])
 def test_paper_suites_run_in_fp32_as_the_official_code(name):
     specs = expand(load_suite(BENCHMARKS / f"{name}.yaml"))
-    assert specs and all(spec.engine == {"amp": False} for spec in specs)
+    assert specs and all(
+        spec.engine.model_dump(exclude_none=True) == {"amp": False} for spec in specs
+    )

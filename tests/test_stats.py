@@ -171,7 +171,7 @@ def test_the_critical_difference_diagram_groups_the_methods_as_constructed(tmp_p
 
 def test_an_equal_suite_is_one_group_and_claims_no_pair():
     """a, b and c take each rank in turn over six cells: equal average ranks, Friedman p = 1."""
-    from nlbench.report import run_frame
+    from nlbench.report_frames import run_frame
 
     records = [
         record(m, round(0.1 * (i + 1), 1), s, 80.0 + s + (j + i) % 3)
@@ -240,8 +240,8 @@ def test_the_report_command_prints_a_seeds_needed_line(tmp_path, capsys):
 
 
 def test_a_suite_names_its_baseline_and_a_typo_is_refused(write_suite):
-    from nlbench.config import load_suite
     from nlbench.errors import ConfigError
+    from nlbench.suite_loading import load_suite
 
     body = """
 name: b

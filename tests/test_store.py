@@ -19,7 +19,7 @@ def test_write_and_load_round_trips_the_typed_record(tmp_path):
     store.write(written)
     records, problems = store.load()
     assert records == [written] and problems == []
-    assert records[0].spec.method["hparams"]["q"] == 0.7
+    assert records[0].spec.method.hparams["q"] == 0.7
     assert not list(tmp_path.glob(".*tmp"))  # no temporary left behind
 
 

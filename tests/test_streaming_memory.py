@@ -35,7 +35,7 @@ data = load_dataset("animal10n", root, stream=stream)
 options = EngineOptions(progress=False, data_workers=0, eval_batch_size=256)
 engine = Engine(data, apply_noise("given", data, None, 0), 0, torch.device("cpu"), options)
 hparams = {"epochs": 1, "network": "mlp", "network_options": {"hidden": 16}, "batch_size": 256}
-fit = engine.fit(get(method), {**hparams, **({"k": 5} if method == "ssr" else {})})
+fit = engine.fit(get(method), get(method).HParams(**hparams, **({"k": 5} if method == "ssr" else {})))
 means = engine.ctx.features(lambda x: x.mean(dim=(2, 3)), view="weak")
 assert fit.images_seen > 0 and means.shape == (len(data.y_train), 3)
 status = open("/proc/self/status").read().split("VmHWM:")[1]

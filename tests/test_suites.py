@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nlbench.config import expand, load_suite
+from nlbench.expansion import expand
+from nlbench.suite_loading import load_suite
 
 SUITES = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.yaml"))
 
@@ -20,9 +21,9 @@ def test_suite_validates_and_expands(path):
 def test_cifar10n_gives_coteaching_the_published_rate_per_label_set():
     specs = expand(load_suite(SUITES[0].parent / "cifar10n.yaml"))
     rates = {
-        s.noise["options"]["key"]: s.method["hparams"]["forget_rate"]
+        s.noise.options["key"]: s.method.hparams["forget_rate"]
         for s in specs
-        if s.method["name"] == "coteaching"
+        if s.method.name == "coteaching"
     }
     assert rates == {"aggre": 0.0901, "random1": 0.1723, "worst": 0.4021}
     assert {s.describe().split(" | ")[2] for s in specs} == {

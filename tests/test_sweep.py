@@ -8,10 +8,11 @@ import torch
 
 import nlbench
 from nlbench.cli import main
-from nlbench.config import expand, load_suite
+from nlbench.expansion import expand
 from nlbench.methods.ce import CrossEntropy
 from nlbench.runner import run_sweep
 from nlbench.store import Store
+from nlbench.suite_loading import load_suite
 
 SUITE = """
 name: tiny
@@ -40,7 +41,7 @@ def test_clean_synthetic_ce_reaches_high_accuracy(write_suite, tmp_path):
     assert record.schema_version == 2 and record.env.nlbench_version == nlbench.__version__
     assert isinstance(record.env.dirty, bool) and record.env.nlbench_commit
     assert record.env.threads == torch.get_num_threads()
-    assert set(record.spec.method["hparams"]) == set(CrossEntropy.HParams.model_fields)
+    assert set(record.spec.method.hparams) == set(CrossEntropy.HParams.model_fields)
 
 
 def test_half_done_sweep_runs_only_the_rest(write_suite, tmp_path):

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from nlbench.cli import main
-from nlbench.config import expand, load_suite
 from nlbench.errors import StorageError
+from nlbench.expansion import expand
 from nlbench.methods.ce import CrossEntropy
+from nlbench.specs import EpochLog
+from nlbench.suite_loading import load_suite
 from nlbench.tracking import RunTracker, TrackingOptions, last_epoch, log_path
 
 SUITE = """
@@ -127,8 +129,8 @@ def test_a_log_that_cannot_grow_is_a_storage_error_and_closing_it_never_raises(t
     assert log_path(tmp_path, "abc").read_text().startswith("# ce | x (abc), started ")
     tracker.file.close()
     tracker.file = _FullFile()
-    entry = {"epoch": 0, "test_acc": 50.0, "losses": {}, "seconds": {"train": 1.0},
-             "images_per_second": 1.0}  # fmt: skip
+    entry = EpochLog(epoch=0, test_acc=50.0, losses={}, seconds={"train": 1.0},
+                     images_per_second=1.0)  # fmt: skip
     with pytest.raises(StorageError, match=r"could not write the log .*abc.log \(No space left"):
         tracker(entry, 4)
     tracker.close("stopped")  # the error on its way up matters more than this line

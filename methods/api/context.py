@@ -40,7 +40,10 @@ class MethodContext:
     rng: np.random.Generator
     generator: torch.Generator
     network: Callable[..., nn.Module]
-    features: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]]
+    feature_pass: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]]
+    """The engine's pass over the training images in index order (`features` calls it with this
+    context's precision), bound to the images alone: nothing reachable from here leads to the
+    clean labels."""
     neighbour_index: Callable[[torch.Tensor], object]
     amp_dtype: torch.dtype | None = None
     oracle_transition: torch.Tensor | None = None
@@ -62,6 +65,18 @@ class MethodContext:
         if self.pool is not None:
             return self.pool
         return torch.arange(self.num_train, device=self.noisy_labels.device)
+
+    def features(
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor | tuple[torch.Tensor, ...]],
+        view: str = "weak",
+        batch_size: int | None = None,
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """`fn` applied to every training image in index order (or to those at `rows`, in their
+        order), under the same precision as the training steps (`autocast`, read now); outputs
+        as float32. The method sets train/eval mode."""
+        return self.feature_pass(self.autocast, fn, view, batch_size, rows)
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """Mixed precision when the engine enabled it (bf16 on CUDA), a no-op otherwise."""

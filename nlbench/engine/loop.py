@@ -12,81 +12,38 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from nlbench.data.dataset import Dataset, EvalSet, Images
+from nlbench.data.dataset import Dataset, EvalSet
 from nlbench.data.image_files import class_balanced_subsample
-from nlbench.data.noise import NoiseFacts, NoisyLabels, realised_transition
-from nlbench.engine.images import ImageSource, image_source, in_order, take
-from nlbench.engine.sampling import StreamSampler
-from nlbench.errors import ConfigError, StorageError, write_failure
-from nlbench.methods.api import Diagnostics, Method, MethodHParams
+from nlbench.data.noise import NoiseFacts, NoisyLabels
+from nlbench.engine.checkpoint import RunStreams, load_checkpoint, save_checkpoint
+from nlbench.engine.diagnostics import score_diagnostics, transition_of
+from nlbench.engine.images import ImageSource, in_order, take
+from nlbench.engine.options import EngineOptions
+from nlbench.engine.passes import train_epoch
+from nlbench.engine.views import RunViews, map_training_set
+from nlbench.errors import ConfigError
+from nlbench.methods.api import Method, MethodHParams
 from nlbench.methods.api.context import MethodContext
-from nlbench.methods.api.plan import EpochPlan, StreamBatch
 from nlbench.methods.toolkit.neighbours import NeighbourIndex
 from nlbench.methods.toolkit.networks import build_network
-from nlbench.methods.toolkit.views import make_view
-
-
-class EngineOptions(BaseModel):
-    """Engine switches (a suite's `engine:` section); each optimisation can be turned off to
-    measure its effect."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    amp: bool = True
-    channels_last: bool = True
-    cudnn_benchmark: bool = True
-    compile: bool = False
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
-    neighbour_backend: Literal["auto", "faiss", "torch"] = "auto"
-    eval_batch_size: int = Field(1024, ge=1)
-    checkpoint_every: int = Field(0, ge=0)
-    """Save a checkpoint every N epochs (0: never)."""
-    progress: bool = True
-    cpu_threads: int = Field(1, ge=1)
-    """torch's CPU threads for each run, whatever executor runs it: the thread count changes the
-    order of floating-point sums on the CPU, so it is part of the run (and of its id when not 1)."""
-    data_workers: int = Field(2, ge=0)
-    """Processes decoding a streamed dataset's images (0: the run's own process). Decoding is
-    deterministic, so this changes speed, never numbers, and is not part of a run's id."""
-
-
-CHECKPOINT_GROWTH = 3
-"""A checkpoint's size as a multiple of a freshly built method's state: optimisers add their
-moment buffers (up to two per weight, as Adam keeps) after the first step."""
-
-
-def checkpoint_bytes(method: Method) -> int:
-    """About how large the method's checkpoints will be, from its state before training."""
-
-    def tensor_bytes(part: Any) -> int:
-        if isinstance(part, torch.Tensor):
-            return part.numel() * part.element_size()
-        if isinstance(part, dict):
-            return sum(map(tensor_bytes, part.values()))
-        if isinstance(part, (list, tuple)):
-            return sum(map(tensor_bytes, part))
-        return 0
-
-    return CHECKPOINT_GROWTH * tensor_bytes(method.state_dict())
+from nlbench.specs import EpochLog
 
 
 class RunFailed(Exception):
     """A run that cannot go on (a non-finite loss, an exception in the method): recorded as data."""
 
-    def __init__(self, reason: str, epoch: int, epochs: list[dict[str, Any]]) -> None:
+    def __init__(self, reason: str, epoch: int, epochs: list[EpochLog]) -> None:
         super().__init__(reason)
         self.reason, self.epoch, self.epochs = reason, epoch, epochs
 
@@ -95,7 +52,7 @@ class RunFailed(Exception):
 class FitResult:
     """What the engine measured; the runner wraps it into a record."""
 
-    epochs: list[dict[str, Any]]
+    epochs: list[EpochLog]
     scored_network: str
     train_seconds: float
     images_seen: int
@@ -124,115 +81,6 @@ def run_streams(
     return sample, view, method, np.random.default_rng(children[3])
 
 
-class _Views:
-    """The run's image sources (`engine.images`: on the device, or streamed from disk) and the
-    normalised augmented views built from their uint8 batches on the device."""
-
-    def __init__(
-        self,
-        dataset: Dataset,
-        device: torch.device,
-        generator: torch.Generator,
-        channels_last: bool,
-        train_rows: np.ndarray,
-        val_images: Images,
-        workers: int,
-    ) -> None:
-        self.train = image_source(take(dataset.x_train, train_rows), device, workers)
-        self.val = image_source(val_images, device, workers)
-        self.test = image_source(dataset.x_test, device, workers)
-        self.more = {
-            more.name: (
-                image_source(more.images, device, workers),
-                torch.from_numpy(more.labels).long().to(device),
-            )
-            for more in dataset.more_tests
-        }
-        self.dataset_stats = (dataset.mean, dataset.std)
-        self.mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
-        self.augment = dataset.augment
-        self.generator = generator
-        self.channels_last = channels_last
-
-    def scale_inputs(self, hp: MethodHParams, channels: int) -> None:
-        """Put the method's input scaling in force (`MethodHParams.inputs`): unit pixels are
-        x / 255, i.e. mean 0 and std 1 after `ToTensor`; normalised ones use the official
-        constants where the recipe gives them, else the dataset's measured statistics."""
-        if hp.inputs == "unit":
-            mean, std = (0.0,) * channels, (1.0,) * channels
-        elif hp.input_stats is not None:
-            mean, std = hp.input_stats
-            if len(mean) != channels or len(std) != channels:
-                raise ConfigError(
-                    f"input_stats has {len(mean)} means and {len(std)} stds for images of "
-                    f"{channels} channels; give one value per channel"
-                )
-        else:
-            mean, std = self.dataset_stats
-        device = self.mean.device
-        self.mean = torch.tensor(mean, device=device, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
-
-    def make(self, images: torch.Tensor, view: str) -> torch.Tensor:
-        return make_view(
-            images,
-            view,
-            self.augment,
-            self.mean,
-            self.std,
-            self.generator,
-            channels_last=self.channels_last,
-        )
-
-
-def transition_of(noisy: torch.Tensor, clean: torch.Tensor, classes: int) -> torch.Tensor:
-    """The realised transition matrix of these labels (`data.noise.realised_transition`)."""
-    counts = (clean.cpu() * classes + noisy.cpu()).bincount(minlength=classes * classes)
-    matrix = realised_transition(counts.view(classes, classes).numpy())
-    return torch.from_numpy(matrix).float().to(noisy.device)
-
-
-def score_diagnostics(
-    diag: Diagnostics | None, noisy: torch.Tensor, clean: torch.Tensor
-) -> dict[str, float]:
-    """Selection precision/recall, relabel accuracy and transition error against the clean labels.
-
-    A selected sample counts as correct when the label the method trains it with equals the clean
-    label; recall is over all samples whose (possibly corrected) label is correct. Flagged samples
-    score noise detection: precision = flagged and truly mislabelled / flagged, recall = flagged
-    and truly mislabelled / truly mislabelled. A transition estimate scores its mean absolute
-    entry error against the realised matrix.
-    """
-    if diag is None:
-        return {}
-    out: dict[str, torch.Tensor] = {}
-    if diag.flagged is not None:
-        flagged = diag.flagged.to(noisy.device).bool()
-        wrong = noisy != clean
-        caught = (flagged & wrong).sum().float()
-        out["fraction_flagged"] = flagged.float().mean()
-        if flagged.any():  # precision of an empty set is undefined, not 0
-            out["detection_precision"] = caught / flagged.sum()
-        out["detection_recall"] = caught / wrong.sum().clamp(min=1)
-    if diag.transition is not None:
-        estimate = diag.transition.to(noisy.device).float()
-        truth = transition_of(noisy, clean, estimate.shape[0])
-        out["transition_error"] = (estimate - truth).abs().mean()
-    labels = noisy if diag.labels is None else diag.labels.to(noisy.device)
-    correct = labels == clean
-    if diag.labels is not None:
-        out["relabel_accuracy"] = correct.float().mean()
-        out["relabelled_fraction"] = (labels != noisy).float().mean()
-    if diag.selected is not None:
-        sel = diag.selected.to(noisy.device).bool()
-        hits = (sel & correct).sum().float()
-        out["fraction_selected"] = sel.float().mean()
-        out["selection_precision"] = hits / sel.sum().clamp(min=1)
-        out["selection_recall"] = hits / correct.sum().clamp(min=1)
-    return {k: round(float(v), 6) for k, v in out.items()}
-
-
 def _device_network(
     num_classes: int,
     image_shape: tuple[int, int, int],
@@ -251,45 +99,6 @@ def _device_network(
         net.features = torch.compile(net.features, mode=compile_mode)
         net.forward = torch.compile(net.forward, mode=compile_mode)
     return net
-
-
-def _unbound_feature_pass(*args: Any, **kwargs: Any) -> Any:
-    raise RuntimeError("the engine binds the feature pass once the context exists")
-
-
-@torch.no_grad()
-def _feature_pass(
-    views: _Views,
-    autocast: Callable[[], Any],
-    default_batch: int,
-    fn: Callable[[torch.Tensor], Any],
-    view: str = "weak",
-    batch_size: int | None = None,
-    rows: torch.Tensor | None = None,
-) -> Any:
-    """Apply `fn` to every training image in index order, or to the images at `rows` in their
-    order (an epoch's pool); the method sets train/eval mode. Outputs (a tensor or a tuple of
-    them) come back as float32.
-
-    The outputs go into tensors allocated once, after the first batch: keeping a small tensor
-    per batch between each batch's large, freed temporaries made glibc's heap grow with the
-    dataset on the CPU (+660 MiB over 18,000 64x64 images, measured)."""
-    size = batch_size or default_batch
-    chunks = in_order(len(views.train), size) if rows is None else list(rows.cpu().split(size))
-    total = sum(len(chunk) for chunk in chunks)
-    results: tuple[torch.Tensor, ...] = ()
-    single, start = False, 0
-    with autocast():
-        for images in views.train.batches(chunks):
-            out = fn(views.make(images, view))
-            single = not isinstance(out, tuple)
-            parts = (out,) if single else out
-            if not results:
-                results = tuple(torch.empty((total, *p.shape[1:]), device=p.device) for p in parts)
-            for result, part in zip(results, parts):
-                result[start : start + len(part)] = part.float()
-            start += len(parts[0])
-    return results[0] if single else results
 
 
 class Engine:
@@ -327,7 +136,7 @@ class Engine:
         train_rows = np.setdiff1d(np.arange(len(dataset.y_train)), val_rows)
         self.has_validation = validation is not None
         val_images = validation.images if own else take(dataset.x_train, val_rows)
-        self.views = _Views(dataset, device, self.view_gen, self.switches["channels_last"],
+        self.views = RunViews(dataset, device, self.view_gen, self.switches["channels_last"],
                             train_rows, val_images, options.data_workers)  # fmt: skip
         self.clean = torch.from_numpy(dataset.y_train[train_rows]).long().to(device)
         self.noisy = torch.from_numpy(noisy.labels[train_rows]).long().to(device)
@@ -354,17 +163,12 @@ class Engine:
                 self.switches,
                 options.compile_mode,
             ),
-            features=_unbound_feature_pass,
+            feature_pass=functools.partial(map_training_set, self.views, options.eval_batch_size),
             neighbour_index=functools.partial(
                 NeighbourIndex.build, backend=options.neighbour_backend
             ),
             amp_dtype=amp_dtype,
             pool_size=dataset.epoch_samples,
-        )
-        # The feature pass reads the context's precision when it runs, so the pass and the training
-        # steps always share one setting.
-        self.ctx.features = functools.partial(
-            _feature_pass, self.views, self.ctx.autocast, options.eval_batch_size
         )
 
     def build(self, method_cls: type[Method], hp: MethodHParams) -> Method:
@@ -441,132 +245,21 @@ class Engine:
         method.train_mode(True)
         return {k: round(100.0 * float(v) / max(1, len(labels)), 4) for k, v in correct.items()}
 
-    def _train_epoch(self, method: Method, plan: EpochPlan) -> tuple[dict[str, float], int]:
-        """Every pass of the epoch's plan in order; each loss is averaged over the steps that
-        reported it."""
-        totals: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
-        seen = sum(self._train_pass(method, one, totals, counts) for one in plan.passes())
-        return {k: float(v) / counts[k] for k, v in totals.items()}, seen
-
-    def _train_pass(
-        self,
-        method: Method,
-        plan: EpochPlan,
-        totals: dict[str, torch.Tensor],
-        counts: dict[str, int],
-    ) -> int:
-        samplers = {
-            name: StreamSampler(s, self.dataset.num_classes, self.sample_gen)
-            for name, s in plan.streams.items()
-        }
-        sets_length = plan.length_from or next(iter(samplers))
-        steps = plan.steps or samplers[sets_length].batches_per_pass
-        # Every step's ids are drawn before the first step (the sampler's stream is its own, so
-        # the ids are the same as drawn step by step); a streamed source decodes them ahead.
-        drawn = [{name: s.next_ids() for name, s in samplers.items()} for _ in range(steps)]
-        joined = [torch.cat(list(step.values())) for step in drawn]
-        seen = 0
-        for step, images in zip(drawn, self.views.train.batches(joined)):
-            ids = {name: step_ids.to(self.device) for name, step_ids in step.items()}
-            parts = images.split([len(step_ids) for step_ids in step.values()])
-            views = self._build_views(plan, dict(zip(step, parts)))
-            batch = {
-                name: StreamBatch(ids[name], plan.streams[name].labels[ids[name]], views[name])
-                for name in plan.streams
-            }
-            seen += sum(len(ids[name]) * len(views[name]) for name in plan.streams)
-            losses = (
-                method.train_step(batch) if plan.tag is None else method.train_step(batch, plan.tag)
-            )
-            for key, value in losses.items():
-                totals[key] = totals.get(key, 0) + value.detach().float()
-                counts[key] = counts.get(key, 0) + 1
-        return seen
-
-    def _build_views(
-        self, plan: EpochPlan, images_of: dict[str, torch.Tensor]
-    ) -> dict[str, list[torch.Tensor]]:
-        """All views of one step, one augmentation call per view kind across every stream.
-
-        SSR asks for three strong views a step (two of the selected batch, one of the all-samples
-        batch); per-sample AutoAugment costs a fixed few hundred kernel launches a call whatever
-        the batch size, so one call on the concatenated images is cheaper than three, and every
-        image still draws its own augmentation.
-        """
-        requests: dict[str, list[tuple[str, int, torch.Tensor]]] = {}
-        for name, stream in plan.streams.items():
-            images = images_of[name]
-            for slot, view in enumerate(stream.views):
-                requests.setdefault(view, []).append((name, slot, images))
-        built = {name: [torch.empty(0)] * len(s.views) for name, s in plan.streams.items()}
-        for view, parts in requests.items():
-            made = self.views.make(torch.cat([images for _, _, images in parts]), view)
-            pieces = made.split([len(images) for _, _, images in parts])
-            for (name, slot, _), piece in zip(parts, pieces):
-                built[name][slot] = piece
-        return built
-
-    def _save(self, path: Path, method: Method, epoch: int, epochs: list[dict[str, Any]]) -> None:
-        state = {
-            "epoch": epoch,
-            "epochs": epochs,
-            "method": method.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": self.rng.bit_generator.state,
-                "sample": self.sample_gen.get_state(),
-                "view": self.view_gen.get_state(),
-                "method": self.method_gen.get_state(),
-                "python": random.getstate(),
-                "np_global": np.random.get_state(),
-                "cuda": (
-                    torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-                ),
-            },
-        }
-        tmp = path.with_suffix(".tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
-            tmp.unlink(missing_ok=True)
-            raise StorageError(
-                f"could not write the checkpoint {path} ({write_failure(exc)})"
-            ) from None
-
-    def _resume(self, path: Path, method: Method) -> tuple[int, list[dict[str, Any]]]:
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        method.load_state_dict(state["method"])
-        rng = state["rng"]
-        # map_location also moved the RNG states to the device; torch takes them only on the CPU.
-        torch.set_rng_state(rng["torch"].cpu())
-        self.rng.bit_generator.state = rng["numpy"]
-        self.sample_gen.set_state(rng["sample"].cpu())
-        self.view_gen.set_state(rng["view"].cpu())
-        self.method_gen.set_state(rng["method"].cpu())
-        if rng.get("cuda") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
-        random.setstate(rng["python"])
-        np.random.set_state(rng["np_global"])
-        return state["epoch"] + 1, state["epochs"]
-
     def fit(
         self,
         method_cls: type[Method],
-        hparams: dict[str, Any],
+        hp: MethodHParams,
         describe: str = "",
         checkpoint: Path | None = None,
         position: int = 0,
         on_epoch: Callable[[dict[str, Any], int], None] | None = None,
         before_training: Callable[[Method], None] | None = None,
     ) -> FitResult:
-        """Train `method_cls` for its epochs; `on_epoch(entry, epochs)` sees each finished epoch
+        """Train `method_cls` with its validated hyperparameters `hp` (validated once, where the
+        run's spec was resolved) for its epochs; `on_epoch(entry, epochs)` sees each finished epoch
         (the runner logs it), and a checkpoint, when given, is resumed from and kept up to date.
         `before_training(method)` sees the built (and resumed) method before the first step: the
         runner checks there that the run's record and checkpoints will fit, and may stop it."""
-        hp = method_cls.HParams.model_validate(hparams)
         try:
             method = self.build(method_cls, hp)
         except Exception as exc:  # the runner checked the configuration: this is a failed run
@@ -574,7 +267,7 @@ class Engine:
         method.train_mode(True)
         start, epochs, resumed = 0, [], None
         if checkpoint is not None and checkpoint.exists():
-            start, epochs = self._resume(checkpoint, method)
+            start, epochs = load_checkpoint(checkpoint, method, self.streams())
             resumed = start
         if before_training is not None:
             before_training(method)
@@ -597,7 +290,9 @@ class Engine:
                     plan = method.begin_epoch(epoch)
                     self._sync()
                     t1 = time.perf_counter()
-                    losses, seen = self._train_epoch(method, plan)
+                    losses, seen = train_epoch(
+                        method, plan, self.views, self.sample_gen, self.device
+                    )
                     self._sync()
                 except Exception as exc:  # a method's crash is a failed run, not a dead sweep
                     raise RunFailed(f"{type(exc).__name__}: {exc}", epoch, epochs) from exc
@@ -626,28 +321,26 @@ class Engine:
                 train_seconds += t2 - t1
                 seen_total += seen
                 epochs.append(
-                    {
-                        "epoch": epoch,
-                        "phase": plan.phase,
-                        **(
-                            {"pass_phases": [p.phase for p in plan.passes()]}
-                            if plan.followed_by is not None
-                            else {}
-                        ),  # fmt: skip
-                        **({"interim": True} if plan.interim else {}),
-                        "losses": {k: round(v, 6) for k, v in losses.items()},
-                        "test_acc": acc,
-                        **({"network_acc": each} if each else {}),
-                        **({"more_test_acc": more} if more else {}),
-                        **({} if val_acc is None else {"noisy_val_acc": val_acc}),
-                        "diagnostics": diag,
-                        "seconds": {
+                    EpochLog(
+                        epoch=epoch,
+                        phase=plan.phase,
+                        pass_phases=(
+                            [p.phase for p in plan.passes()] if plan.followed_by is not None else []
+                        ),
+                        interim=plan.interim,
+                        losses={k: round(v, 6) for k, v in losses.items()},
+                        test_acc=acc,
+                        network_acc=each,
+                        more_test_acc=more,
+                        noisy_val_acc=val_acc,
+                        diagnostics=diag,
+                        seconds={
                             "selection": round(t1 - t0, 4),
                             "train": round(t2 - t1, 4),
                             "eval": round(t3 - t2, 4),
                         },
-                        "images_per_second": round(seen / max(t2 - t1, 1e-9), 1),
-                    }
+                        images_per_second=round(seen / max(t2 - t1, 1e-9), 1),
+                    )
                 )
                 bar.update(1)
                 bar.set_postfix(acc=f"{acc:.1f}")
@@ -660,7 +353,7 @@ class Engine:
                     and (epoch + 1) % every == 0
                     and epoch + 1 < hp.epochs
                 ):
-                    self._save(checkpoint, method, epoch, epochs)
+                    save_checkpoint(checkpoint, method, epoch, epochs, self.streams())
         finally:
             bar.close()
         return FitResult(
@@ -672,6 +365,10 @@ class Engine:
             dict(self.switches),
             estimates,
         )
+
+    def streams(self) -> RunStreams:
+        """The run's random streams, as a checkpoint holds them."""
+        return RunStreams(self.sample_gen, self.view_gen, self.method_gen, self.rng, self.device)
 
     def epoch_pool(self, epoch: int) -> torch.Tensor | None:
         """The epoch's training pool when the dataset subsamples per epoch (None otherwise): a

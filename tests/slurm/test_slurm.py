@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from nlbench.cli import main
-from nlbench.config import expand, load_suite
+from nlbench.expansion import expand
 from nlbench.store import Store
+from nlbench.suite_loading import load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nlbench.config import expand, load_suite
+from nlbench.expansion import expand
 from nlbench.jobs import RunJob
+from nlbench.suite_loading import load_suite
 
 slurm = pytest.importorskip("nlbench.slurm", exc_type=ImportError)
 
@@ -28,7 +29,8 @@ def test_a_slurm_job_that_lost_its_write_cancels_the_rest_of_the_array(
     jobs at once (they would lose their results the same way)."""
     suite = load_suite(write_suite(SUITE))
     jobs = [
-        RunJob(spec.model_dump(), {}, str(tmp_path / "results"), "cpu") for spec in expand(suite)
+        RunJob(spec, spec.run_id, suite.engine, str(tmp_path / "results"), "cpu")
+        for spec in expand(suite)
     ]
     folder = tmp_path / "slurm"
     folder.mkdir()
