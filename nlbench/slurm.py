@@ -172,7 +172,14 @@ class SlurmExecutor:
             "cpus_per_task": e.cpus_per_run,
             "array_parallelism": e.array_parallelism,
             "signal_delay_s": e.signal_delay_s,
-            # Jobs import nlbench from this checkout even where it is not pip-installed.
+            # Puts this checkout's root first on the job's path, so the job imports `nlbench`
+            # (nlbench/ and its subpackages) from here, ahead of any installed copy. It does not
+            # make an uninstalled checkout work: `nlbench.methods`, `nlbench.data` and
+            # `nlbench.benchmarks` live in methods/, data/ and benchmarks/ (pyproject's
+            # package-dir), which a path entry cannot map. With an editable install they come
+            # from the checkout that install points at (this one's code only if it is this one);
+            # with a regular install or none, `import nlbench.methods` fails in the job, as the
+            # package found here has no methods/ (measured: find_spec gives None).
             "setup": [f"export PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"],
             "additional_parameters": dict(e.sbatch_extra),
         }
