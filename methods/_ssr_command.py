@@ -1,4 +1,4 @@
-"""The official SSR command line (the flags of its `main_cifar.py`, l.14-40) as a one-run suite.
+"""The official SSR command line (the flags of its `main_cifar.py`, l.14-41) as a one-run suite.
 
 `python run_bench.py ssr --theta_r 0.8 --noise_mode sym --noise_ratio 0.9 --dataset cifar100
 --dataset_path PATH` reruns the README's command through the same validation, sweep machinery and
@@ -52,7 +52,7 @@ _FLAGS: dict[str, tuple[type, object]] = {
     "entity": (str, None),
     **{flag: (str, None) for flag in _UNSUPPORTED},
 }
-"""Every flag of main_cifar.py (main_cifar.py l.14-40) with its type and official default."""
+"""Every flag of main_cifar.py (main_cifar.py l.14-41) with its type and official default."""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -47,9 +47,9 @@ def forget_rate_at(epoch: int, tau: float, num_gradual: int = 10, exponent: floa
     read at the official epoch e + 1. Computed as numpy's linspace computes it (i * step, the end
     point exact) so that `int((1 - rate) * B)` floors exactly as the official code's does.
 
-    The exponent quirk (`main.py` l.112-135) is kept: the code raises the *end point* to c and then jumps to
-    tau at T_k, whereas the paper's R(T) = 1 - tau * min(T^c / T_k, 1). Both agree for c = 1, the
-    value of every main table.
+    The exponent quirk (Co-teaching's `main.py` l.134-135, JoCoR's `algorithm/jocor.py` l.41-42)
+    is kept: the code raises the *end point* to c and then jumps to tau at T_k, whereas the
+    paper's R(T) = 1 - tau * min(T^c / T_k, 1). Both agree for c = 1, the value of every main table.
     """
     t = official_epoch(epoch)
     if t >= num_gradual:
@@ -96,7 +96,7 @@ class SmallLossHParams(MethodHParams):
     }
     inputs: Literal["normalised", "unit"] = "unit"
     """[0, 1] pixels: every official loader of the family is `transforms.ToTensor()` alone
-    (JoCoR main.py l.64-104, Co-teaching+ main.py l.58-125), and `mlpnet` and `cnn_small` have
+    (JoCoR main.py l.68-126, Co-teaching+ main.py l.58-125), and `mlpnet` and `cnn_small` have
     no BatchNorm to absorb another scale."""
     num_iter_per_epoch: int | None = Field(400, ge=0)
     """The official loop's `if i > num_iter_per_epoch: break`: an epoch stops after

@@ -35,7 +35,7 @@ class Coteaching(SmallLossTwoNetworks):
 
     Quirks of the official code, each decided:
     Q1 loss scale: the official loss is the mean CE over the kept samples divided by their count
-       k once more (loss.py l.26-35), i.e. sum / k^2; we do the same (`loss_scale: official`;
+       k once more (loss.py l.26-29), i.e. sum / k^2; we do the same (`loss_scale: official`;
        `mean` is the paper's plain mean). With k fixed within an epoch Adam nearly absorbs it,
        but its eps does not, and Co-teaching+'s k varies per batch.
     Q2 dropout: the code's functional dropout2d is a no-op under its PyTorch 0.3 (training=False
@@ -66,7 +66,7 @@ class Coteaching(SmallLossTwoNetworks):
         """Co-teaching's official CIFAR-10 recipe; see the class docstring.
 
         `loss_scale` "official" divides each net's mean CE over its partner's k picks by k again,
-        as loss.py l.26-35 does (sum / k^2); "mean" is the plain mean the paper writes.
+        as loss.py l.26-29 does (sum / k^2); "mean" is the plain mean the paper writes.
         """
 
         loss_scale: Literal["official", "mean"] = "official"

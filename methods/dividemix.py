@@ -71,7 +71,7 @@ def refine_labels(
     w_x: torch.Tensor,
     temperature: float,
 ) -> torch.Tensor:
-    """Label co-refinement (l.76-81): sharpen(w_x y + (1 - w_x) mean of the trained network's
+    """Label co-refinement (l.76-83): sharpen(w_x y + (1 - w_x) mean of the trained network's
     softmax on the two views), w_x the peer's clean probability."""
     px = (logits_x1.softmax(dim=1) + logits_x2.softmax(dim=1)) / 2
     return sharpen(w_x[:, None] * onehot + (1 - w_x[:, None]) * px, temperature)
@@ -115,7 +115,7 @@ class DivideMix(Method):
     two weak views each, co-refinement, co-guessing, sharpening T 0.5, mixup with
     lambda ~ Beta(4, 4), lambda = max(lambda, 1 - lambda), lambda_u ramped over 16 epochs after
     warm-up, and the uniform-prior penalty. The peer is in eval mode while one network trains
-    (l.43-44). Two PreAct ResNet-18s, SGD lr 0.02, momentum 0.9, weight decay 5e-4, lr /10 from
+    (l.42-43). Two PreAct ResNet-18s, SGD lr 0.02, momentum 0.9, weight decay 5e-4, lr /10 from
     epoch 150, 300 epochs; the test score is the argmax of the sum of both networks' logits
     (l.155). lambda_u and p_threshold per dataset and noise are the paper's appendix table, set
     in the suites.

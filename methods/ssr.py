@@ -1,7 +1,7 @@
 """SSR: Sample Selection and Relabelling (Feng, Tzimiropoulos, Patras, BMVC 2022).
 
-Each epoch, in the official order (MrChenFeng/SSR_BMVC2022 `main_cifar.py`: `main` l.266-277, `evaluate`
-l.116-164, `train` l.43-97):
+Each epoch, in the official order (MrChenFeng/SSR_BMVC2022 `main_cifar.py`: the loop of `main`
+l.274-285, `evaluate` l.120-170, `train` l.44-99):
 
 1. feature pass: encoder + classifier in eval mode over every training image (weak view), or over
    the epoch's pool where the dataset draws one (Clothing1M, main_clothing1m.py l.120-143);
@@ -140,7 +140,7 @@ class SSR(Method):
       is kept. The official also computes p1 = h(z1) and never uses it: its only effect is on the
       prediction head's BN running statistics, which nothing reads, so it is skipped.
     * Neighbour search. As the official code, the queries are the once-normalised features
-      (main_cifar.py l.132) and the bank is normalised again (utils/funcs.py l.62). With the torch
+      (main_cifar.py l.135) and the bank is normalised again (utils/funcs.py l.67). With the torch
       backend the neighbour lists equal the official ones bit for bit (tested on near-tied
       features); faiss (the CPU default) rounds its inner products differently and may order
       near-tied neighbours differently: `engine.neighbour_backend: torch` gives the official
@@ -168,7 +168,7 @@ class SSR(Method):
     epoch_pool = True
 
     class HParams(MethodHParams):
-        """main_cifar.py's defaults (l.14-40, 255-257); heads 256 -> 128 as l.239-246 build them."""
+        """main_cifar.py's defaults (l.14-41, 263-265); heads 256 -> 128 as l.247-254 build them."""
 
         epochs: int = Field(300, ge=1)
         network: str = "preact_resnet18"
@@ -249,7 +249,7 @@ class SSR(Method):
         features, logits = self.predict_training_set(self._features_and_logits, "weak", rows)
         noisy = self.ctx.noisy_labels
         labels = relabel(logits.softmax(dim=1), noisy[rows], self.hp.theta_r)
-        # main_cifar.py l.132 normalises the bank once; weighted_knn (utils/funcs.py l.62)
+        # main_cifar.py l.135 normalises the bank once; weighted_knn (utils/funcs.py l.67)
         # normalises the bank again but not the queries: the index does the former, and the
         # queries go in as they are.
         unit = F.normalize(features, dim=1)

@@ -132,8 +132,10 @@ class Record(_Strict):
     """What a method estimated about the noise, as of its last epoch (the `transition` matrix of
     forward correction or Confident Learning, rows = clean class), for the report's heat-maps."""
     data_id: str | None = None
-    """A digest of the data and label files' contents (`RunSpec.data_id`): reports never
-    put runs on different bytes under one label in one cell."""
+    """A digest of the data the run read (`RunSpec.data_id`: `run_spec.dataset_identity`, i.e.
+    the loader, its options and its data files by content or its image folder by listing, and
+    the noise model's label files by content): reports never put runs on different bytes under
+    one label in one cell."""
     engine_options: dict[str, Any] | None = None
     """Every engine option the run ran with but `progress` (its id holds only those that change
     its numbers): a failed run is retried once they change, as one of them may have caused it.

@@ -20,7 +20,6 @@ from __future__ import annotations
 import getpass
 import json
 import math
-import shlex
 import shutil
 import subprocess
 import time
@@ -36,7 +35,6 @@ from nlbench.jobs import JobFn, Outcome, RunJob, Tick
 from nlbench.store import Store, write_atomic
 from nlbench.suite import ExecutorEntry
 
-ROOT = Path(__file__).resolve().parents[1]
 # PREEMPTED is missing on purpose: a pre-empted job is usually requeued under the same id.
 FINAL_STATES = frozenset(
     {
@@ -172,8 +170,9 @@ class SlurmExecutor:
             "cpus_per_task": e.cpus_per_run,
             "array_parallelism": e.array_parallelism,
             "signal_delay_s": e.signal_delay_s,
-            # Jobs import nlbench from this checkout even where it is not pip-installed.
-            "setup": [f"export PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"],
+            # No path set-up: submitit starts each job with this process's interpreter
+            # (`sys.executable`), so a job imports the nlbench installed where the sweep's own
+            # is, editable or not.
             "additional_parameters": dict(e.sbatch_extra),
         }
         optional = {

@@ -106,11 +106,15 @@ class ExecutorEntry(_Strict):
     """
 
     kind: Literal["serial", "local", "slurm"] = "serial"
-    # local: runs at once (default: GPUs x runs_per_device on CUDA, 2 on the CPU); each run
-    # uses `engine.cpu_threads` torch threads whatever runs it (part of the run: see EngineOptions).
+    # local: runs at once (default: GPUs x runs_per_device on CUDA, 2 on the CPU). Each run sets
+    # torch's intra-op CPU threads to `engine.cpu_threads` (default 1), not a share of the cores,
+    # in the process that runs it (the sweep's own under serial, a worker under local, the job
+    # under slurm; `run.prepare_run`; part of the run: see EngineOptions). A streamed dataset
+    # adds `engine.data_workers` decoding processes per run, one torch thread each.
     workers: int | None = Field(None, ge=1)
     runs_per_device: int = Field(1, ge=1)
-    # slurm: resources of each run's job, and how many jobs of the array may run at once.
+    # slurm: resources of each run's job, and how many jobs of the array may run at once
+    # (`cpus_per_run` reserves CPUs; the run's threads are still `engine.cpu_threads`).
     partition: str | None = None
     gpus_per_run: int = Field(0, ge=0)
     cpus_per_run: int = Field(1, ge=1)

@@ -157,7 +157,8 @@ def test_each_network_updates_on_the_others_small_loss_samples():
 
 @pytest.mark.parametrize(("scale", "divisor"), [("official", 2), ("mean", 1)])
 def test_cross_update_divides_by_the_pick_count_as_the_official_loss(scale, divisor):
-    """loss.py l.26-35: the mean CE over the partner's k picks, divided by k again (sum / k^2)."""
+    """bhanML/Co-teaching loss.py l.26-29: the mean CE over the partner's k picks, divided by k
+    again (sum / k^2)."""
     out1 = torch.tensor([[3.0, 0, 0], [0, 0, 0], [-3.0, 0, 0], [1.0, 0, 0]])
     out2 = torch.tensor([[-3.0, 0, 0], [3.0, 0, 0], [0, 0, 0], [2.0, 0, 0]])
     labels = torch.zeros(4, dtype=torch.long)

@@ -31,13 +31,13 @@ EXPECTED_DIFFERENCES = {
     # the estimating network, then the corrected one).
     ("confident_learning", "epochs"),
     ("forward", "epochs"),
-    # Co-teaching+'s main.py keeps epoch_decay_start 80 on CIFAR-100 (l.91-97), where Co-teaching
-    # decays from 100.
+    # Co-teaching+'s main.py keeps epoch_decay_start 80 on CIFAR-100 (its default, l.35; the
+    # CIFAR-100 block, l.92-111, leaves it), where Co-teaching decays from 100 (its main.py l.94).
     ("coteaching_plus", "decay_start"),
 }
 
 # The official code's settings (Co-teaching main.py l.46-125 and l.260-268, Co-teaching+ main.py
-# l.42-125 and l.335-350, JoCoR main.py l.45-126 and algorithm/jocor.py l.59): Adam(params, lr)
+# l.42-125 and l.335-350, JoCoR main.py l.45-126 and algorithm/jocor.py l.64-65): Adam(params, lr)
 # with no weight decay, [0, 1] pixels, no augmentation, 200 epochs of which 199 train.
 OFFICIAL_SMALL_LOSS = {"optimizer": "adam", "lr": 0.001, "weight_decay": 0.0, "momentum": 0.9,
                        "schedule": "coteaching", "batch_size": 128, "view": "none",

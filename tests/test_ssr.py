@@ -276,8 +276,8 @@ def _near_tied_features() -> tuple[torch.Tensor, int]:
 
 
 def test_ssr_neighbours_match_the_official_normalisation():
-    """The official evaluate() normalises the feature bank once (main_cifar.py l.132) and
-    weighted_knn normalises the bank again but not the queries (utils/funcs.py l.62, l.37-39,
+    """The official evaluate() normalises the feature bank once (main_cifar.py l.135) and
+    weighted_knn normalises the bank again but not the queries (utils/funcs.py l.67, l.37-39,
     chunks of 60 rows). Run outside this repository on these features, that code's sorted
     neighbour lists hash to 758e9c3c866e2c03; normalising the queries twice (our old path)
     changes 215 of the 600 lists (fcdf2d8ed23e6a96). The torch backend does the official

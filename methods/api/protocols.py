@@ -16,9 +16,9 @@ Sources (file:line of the official code, repositories and commits in SOURCES.md)
 * Co-teaching+ (xingruiyu/coteaching_plus main.py l.42-125, l.165-177, l.322-350): the same
   optimiser and schedule; `MLPNet` on MNIST, `CNN_small` on CIFAR-10, `CNN` on CIFAR-100; no
   iteration cap (its loop, l.232, trains every batch).
-* JoCoR (hongxin001/JoCoR main.py l.45-126, algorithm/jocor.py l.30-38, l.59, l.118-121): the same
-  optimiser and schedule over both networks, decay from 80 (100 on CIFAR-100); `MLPNet` on MNIST,
-  the 6-conv CNN on CIFAR; 401 batches an epoch at most.
+* JoCoR (hongxin001/JoCoR main.py l.45-126, algorithm/jocor.py l.30-38, l.64-65, l.118-121): the
+  same optimiser and schedule over both networks, decay from 80 (100 on CIFAR-100); `MLPNet` on
+  MNIST, the 6-conv CNN on CIFAR; 401 batches an epoch at most.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
   then Linear(196 * (H/8)^2, 256)-BN1d-ReLU and Linear(256, C). On 32x32 images the first linear
   layer is the official 3136 -> 256.
 * `ResNetCIFAR`: the Keras CIFAR ResNet of Patrini et al. (giorgiop/loss-correction `resnet.py`
-  l.30-130, after raghakot/keras-resnet): 2 + 6n layers, a conv3x3(16, +bias)-BN-ReLU stem, three
+  l.30-133, after raghakot/keras-resnet): 2 + 6n layers, a conv3x3(16, +bias)-BN-ReLU stem, three
   stages of n pre-activation blocks (16, 32, 64 filters; BN-ReLU-conv-BN-ReLU-conv, the very first
   block without the leading BN-ReLU, the first block of stages 2 and 3 striding 2 with a 1x1
   conv shortcut), a final BN-ReLU, global average pooling (the official 8x8 pool on 32x32) and a

@@ -40,13 +40,13 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
-    """p^(1/T), rows renormalised (MixMatch; DivideMix Train_cifar.py l.72-73, l.80-81)."""
+    """p^(1/T), rows renormalised (MixMatch; DivideMix Train_cifar.py l.70-72, l.81-83)."""
     p = p.pow(1 / temperature)
     return p / p.sum(dim=1, keepdim=True)
 
 
 def co_guess(unlabelled_logits: list[torch.Tensor], temperature: float) -> torch.Tensor:
-    """Co-guessing (DivideMix l.66-73): sharpen the mean softmax of every network on every view."""
+    """Co-guessing (DivideMix l.64-72): sharpen the mean softmax of every network on every view."""
     return sharpen(sum(z.softmax(dim=1) for z in unlabelled_logits) / len(unlabelled_logits),
                    temperature)  # fmt: skip
 

@@ -1,8 +1,16 @@
 """Exact k-nearest-neighbour search behind one interface, so no method builds its own similarities.
 
-`NeighbourIndex.build(features).search(k=200)` is SSR's case: every indexed row queries the whole
-set, its own row INCLUDED (self-similarity 1 makes a sample's own label one of its k votes). Three
-backends give the same answer, exact search all:
+SSR's case, as its official code runs it (MrChenFeng/SSR_BMVC2022 `main_cifar.py` l.135 and
+l.146, `utils/funcs.py` l.35-85): the bank is every training sample (Clothing1M: the epoch's
+pool), eval mode, weak view, and the queries are the same samples, each one's own row INCLUDED;
+the queries are the features L2-normalised once, the bank the same features normalised again
+(funcs.py l.67); k is `--k`, 200 in all four of its scripts; each of the k neighbours is one vote
+(its weights set to 1, l.43). A sample's similarity to its own row is 1 up to float rounding, so
+its own label is one of its k votes unless rows as similar (exact or near duplicates) crowd it
+out. `ssr` keeps that arithmetic: `NeighbourIndex.build(unit).search(unit, k=k,
+normalise_queries=False)` on the once-normalised features `unit`; `search(k=k)` with no queries
+would query with the bank's twice-normalised rows instead.
+Three backends give the same answer, exact search all:
 
 * `faiss`: `IndexFlatIP` on a GPU when faiss has GPU support and the features live on one,
   otherwise on the CPU, where its BLAS + heap top-k is the fast path;
@@ -99,9 +107,10 @@ class NeighbourIndex(ABC):
     ) -> tuple[Tensor, Tensor]:
         """The k most similar indexed rows for each query: (similarities, indices), each (Q, k).
 
-        `queries=None` queries the indexed set itself, self included (similarity 1, so first). With
-        `exclude_self` (only for `queries=None`) row i's own index is dropped from its list; if
-        exact duplicates crowd it out of the top k+1, the (k+1)-th neighbour is dropped instead.
+        `queries=None` queries the indexed set itself, self included (similarity 1, so first but
+        for exact duplicates, which tie it). With `exclude_self` (only for `queries=None`) row i's
+        own index is dropped from its list; if exact duplicates crowd it out of the top k+1, the
+        (k+1)-th neighbour is dropped instead.
         `normalise_queries=False` takes queries the caller has normalised as they are: a unit
         vector normalised again can differ in its last bits, enough to reorder near-tied
         neighbours, and a method may need the official code's exact arithmetic (SSR does).

@@ -6,7 +6,7 @@ loop. All randomness is drawn from a CPU `torch.Generator` and moved to the devi
 reproduces from its seed on any device and the device never waits on the host.
 
 A view is a registered function (uint8 batch, the dataset's augmentation recipe, generator) ->
-uint8 batch; `make_view` normalises its output. Built in (as SSR's main_cifar.py l.195-205
+uint8 batch; `make_view` normalises its output. Built in (as SSR's main_cifar.py l.203-213
 builds them):
 
 * "none": the images as the dataset's recipe tests them (ToTensor + Normalize; the centre crop
