@@ -7,19 +7,20 @@ all a user sees when a suite points at the wrong folder.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from nlbench.data.cifar import CIFAR10, CIFAR100, load_cifar
 from nlbench.data.dataset import Dataset
 from nlbench.data.idx import read_idx_folder
 from nlbench.data.realworld import load_animal10n, load_clothing1m, load_webvision
-from nlbench.errors import DataError, did_you_mean
+from nlbench.errors import DataError
+from nlbench.registry import Registry, first_sentence, options_model, validate_options
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_CLASSES = (
@@ -41,51 +42,25 @@ FAMILY_CLASSES = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_mnist": 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A registered loader: `doc` is the line `list` prints, `options` the keywords it accepts."""
+    """A registered loader: `doc` is the line `list` prints, `options_model` the pydantic model
+    of the keyword options it takes (from its signature: `registry.options_model`)."""
 
     name: str
     doc: str
     loader: Callable[..., Dataset]
-    options: tuple[str, ...]
+    options_model: type[BaseModel]
     files: tuple[str, ...] = ()
     folder: bool = False
     """Its root is a folder of images (identified by its listing, `files.folder_manifest`)."""
 
-
-DATASETS: dict[str, DatasetInfo] = {}
-
-
-def first_sentence(doc: str | None) -> str:
-    """A docstring's first sentence on one line (what `list` prints): the first paragraph up to
-    its first full stop followed by a space, so a sentence wrapped in the source is not cut."""
-    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
-    head, stop, _ = paragraph.partition(". ")
-    return head + stop.strip()
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(self.options_model.model_fields)
 
 
-def keyword_options(func: Callable[..., Any]) -> tuple[str, ...]:
-    """The keyword-only parameters of `func`: the options a registry entry accepts."""
-    params = inspect.signature(func).parameters.values()
-    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
-
-
-def reject_unknown_options(
-    kind: str, name: str, given: Iterable[str], allowed: tuple[str, ...]
-) -> None:
-    """Fail on the first option the entry does not take: a typo must never run the default."""
-    for option in given:
-        if option not in allowed:
-            valid = ", ".join(allowed) if allowed else "none"
-            raise DataError(
-                f"{kind} '{name}' has no option '{option}'{did_you_mean(option, allowed)}; "
-                f"valid options: {valid}"
-            )
-
-
-def is_non_negative_number(value: Any) -> bool:
-    """True for a finite real >= 0; bools are refused so a YAML `yes` never reads as 1."""
-    is_number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-    return is_number and bool(np.isfinite(value)) and value >= 0
+DATASETS: Registry[DatasetInfo] = Registry("dataset", DataError)
+Count = Annotated[int, Field(ge=1)]
+"""A dataset option that counts something: an integer >= 1 (a YAML `yes` is no count)."""
 
 
 def _register(
@@ -95,9 +70,9 @@ def _register(
     `folder` says its root is a folder of images (identified by its listing)."""
 
     def wrap(loader: Callable[..., Dataset]) -> Callable[..., Dataset]:
-        DATASETS[name] = DatasetInfo(
-            name, first_sentence(loader.__doc__), loader, keyword_options(loader), files, folder
-        )
+        model = options_model(loader, name)
+        DATASETS.add(name, DatasetInfo(name, first_sentence(loader.__doc__), loader, model, files,
+                                       folder))  # fmt: skip
         return loader
 
     return wrap
@@ -105,14 +80,9 @@ def _register(
 
 def load_dataset(name: str, root: str | None = None, **options: Any) -> Dataset:
     """Load the registered dataset `name` from `root` (a folder or file, when it needs one)."""
-    if name not in DATASETS:
-        raise DataError(
-            f"unknown dataset '{name}'{did_you_mean(name, DATASETS)}; "
-            f"choose one of {', '.join(DATASETS)}"
-        )
-    info = DATASETS[name]
-    reject_unknown_options("dataset", name, options, info.options)
-    return info.loader(root, **options)
+    info = DATASETS.lookup(name)
+    return info.loader(root, **validate_options(info.options_model, "dataset", name, options,
+                                                DataError))  # fmt: skip
 
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -270,8 +240,8 @@ def _npz(
     path: str | None = None,
     family: str = "npz",
     augment: str = "none",
-    first_train: int | None = None,
-    first_test: int | None = None,
+    first_train: Count | None = None,
+    first_test: Count | None = None,
 ) -> Dataset:
     """Your own arrays: an .npz with x_train, y_train, x_test, y_test [, train_index, classes].
 
@@ -294,8 +264,7 @@ def _npz(
                 f"npz file {file} lacks {', '.join(missing)}; it needs x_train, "
                 "y_train, x_test and y_test"
             )
-        train = slice(_positive_int("first_train", first_train) if first_train else None)
-        test = slice(_positive_int("first_test", first_test) if first_test else None)
+        train, test = slice(first_train), slice(first_test)
         x_train = _npz_images(archive["x_train"][train], "x_train", file)
         x_test = _npz_images(archive["x_test"][test], "x_test", file)
         y_train = _npz_labels(archive["y_train"][train], "y_train", file, len(x_train))
@@ -340,23 +309,17 @@ def _npz(
     )
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"dataset option {name}={value!r} must be an integer >= {minimum}")
-    return int(value)
-
-
 @_register("synthetic")
 def _synthetic(
     root: str | None,
     *,
-    n_train: int = 1000,
-    n_test: int = 500,
-    num_classes: int = 10,
-    size: int = 8,
-    channels: int = 1,
-    seed: int = 0,
-    separation: float = 3.0,
+    n_train: Count = 1000,
+    n_test: Count = 500,
+    num_classes: Annotated[int, Field(ge=2)] = 10,
+    size: Count = 8,
+    channels: Count = 1,
+    seed: Annotated[int, Field(ge=0)] = 0,
+    separation: Annotated[float, Field(ge=0)] = 3.0,
     augment: str = "none",
 ) -> Dataset:
     """Gaussian class clusters drawn as small images: instant, seeded data for tests and checks.
@@ -370,12 +333,6 @@ def _synthetic(
     _no_root("synthetic", root)
     if augment not in AUGMENTS:
         raise DataError(f"synthetic option augment={augment!r}; use one of {', '.join(AUGMENTS)}")
-    n_train, n_test = _positive_int("n_train", n_train), _positive_int("n_test", n_test)
-    num_classes = _positive_int("num_classes", num_classes, minimum=2)
-    size, channels = _positive_int("size", size), _positive_int("channels", channels)
-    seed = _positive_int("seed", seed, minimum=0)
-    if not is_non_negative_number(separation):
-        raise DataError(f"synthetic option separation={separation!r} must be a number >= 0")
     rng = np.random.default_rng(seed)
     dim = channels * size * size
     centres = rng.standard_normal((num_classes, dim))

@@ -15,17 +15,14 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from nlbench.data.dataset import Dataset
-from nlbench.data.datasets import (
-    is_non_negative_number,
-    keyword_options,
-    reject_unknown_options,
-)
 from nlbench.errors import DataError, did_you_mean
+from nlbench.registry import Registry, first_sentence, options_model, validate_options
 
 
 @dataclass(frozen=True)
@@ -106,14 +103,18 @@ class NoiseModel:
     name: str
     doc: str
     generate: Callable[..., np.ndarray]
-    options: tuple[str, ...]
+    options_model: type[BaseModel]
     takes_ratio: bool = True
     files: tuple[str, ...] = ()
     facts: Callable[[float, int, str], NoiseFacts] = lambda ratio, classes, family: NoiseFacts()
     """(nominal ratio, number of classes, dataset family) -> the `NoiseFacts` methods may read."""
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(self.options_model.model_fields)
 
-NOISE_MODELS: dict[str, NoiseModel] = {}
+
+NOISE_MODELS: Registry[NoiseModel] = Registry("noise model", DataError)
 
 
 def _register(
@@ -126,11 +127,10 @@ def _register(
     content); `facts` what it tells methods at a given ratio (default: nothing)."""
 
     def wrap(generate: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        doc = (generate.__doc__ or "").strip().splitlines()[0]
         extra = {"facts": facts} if facts is not None else {}
-        NOISE_MODELS[name] = NoiseModel(
-            name, doc, generate, keyword_options(generate), takes_ratio, files, **extra
-        )
+        NOISE_MODELS.add(name, NoiseModel(name, first_sentence(generate.__doc__), generate,
+                                          options_model(generate, name), takes_ratio, files,
+                                          **extra))  # fmt: skip
         return generate
 
     return wrap
@@ -148,13 +148,8 @@ def apply_noise(
     model: str, dataset: Dataset, ratio: float | None, seed: int, **options: Any
 ) -> NoisyLabels:
     """Noisy training labels for `dataset` under `model` at `ratio`, drawn from `seed` alone."""
-    if model not in NOISE_MODELS:
-        raise DataError(
-            f"unknown noise model '{model}'{did_you_mean(model, NOISE_MODELS)}; "
-            f"choose one of {', '.join(NOISE_MODELS)}"
-        )
-    entry = NOISE_MODELS[model]
-    reject_unknown_options("noise model", model, options, entry.options)
+    entry = NOISE_MODELS.lookup(model)
+    options = validate_options(entry.options_model, "noise model", model, options, DataError)
     nominal = _check_ratio(entry, ratio)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"noise seed {seed!r} must be an integer >= 0")
@@ -472,15 +467,17 @@ def instance_dependent(
 
 @_register("instance", facts=lambda r, c, family: NoiseFacts(r, False))
 def _instance(
-    dataset: Dataset, ratio: float, rng: np.random.Generator, *, norm_std: float = 0.1
+    dataset: Dataset,
+    ratio: float,
+    rng: np.random.Generator,
+    *,
+    norm_std: Annotated[float, Field(ge=0)] = 0.1,
 ) -> np.ndarray:
     """Instance-dependent noise, mean flip rate ≈ r (Xia et al. 2020, PTD's generator).
 
     PTD convention with one projection per true class; `norm_std` is PTD's spread of the
     per-image flip rate. At r = 0 the truncation still leaves a mean rate of about 0.08.
     """
-    if not is_non_negative_number(norm_std):
-        raise DataError(f"instance option norm_std={norm_std!r} must be a number >= 0")
     return instance_dependent(
         dataset.y_train, dataset.x_train, ratio, dataset.num_classes, rng, float(norm_std)
     )

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from nlbench.data.dataset import Dataset, EvalSet
 from nlbench.data.image_files import ImageFiles, encode_paths
@@ -62,12 +64,6 @@ def _check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
             f"{where} has label {int(labels[bad[0]])}, outside 0..{num_classes - 1}; "
             "fix the file or point dataset.root at the right dataset"
         )
-
-
-def _positive(name: str, option: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DataError(f"{name} option {option}={value!r} must be an integer >= 1")
-    return value
 
 
 # ---------------------------------------------------------------------------------- ANIMAL-10N
@@ -174,7 +170,9 @@ def _labelled(keys: list[str], table: dict[str, int], list_file: Path, kv_file: 
     return np.array([table[key] for key in keys], dtype=np.int64)
 
 
-def load_clothing1m(root: str | None, *, epoch_samples: int = 32000, val: bool = False) -> Dataset:
+def load_clothing1m(
+    root: str | None, *, epoch_samples: Annotated[int, Field(ge=1)] = 32000, val: bool = False
+) -> Dataset:
     """Clothing1M (1M noisy train / 10,526 clean test images, 14 classes) from its list files.
 
     Paths in the lists are joined to the root unchanged, as SSR's loader does (DivideMix's strips
@@ -186,7 +184,6 @@ def load_clothing1m(root: str | None, *, epoch_samples: int = 32000, val: bool =
     validation set, for `selection: {split: dataset_val}` (SSR's script does not read it).
     """
     folder = _root("clothing1m", root, CLOTHING1M_LAYOUT)
-    epoch_samples = _positive("clothing1m", "epoch_samples", epoch_samples)
     files = ["noisy_label_kv.txt", "noisy_train_key_list.txt", "clean_label_kv.txt",
              "clean_test_key_list.txt"] + (["clean_val_key_list.txt"] if val else [])  # fmt: skip
     paths = {f: _need(folder / f, "clothing1m", CLOTHING1M_LAYOUT) for f in files}
@@ -271,7 +268,10 @@ def _imagenet_val(folder: Path, num_classes: int) -> tuple[ImageFiles, np.ndarra
 
 
 def load_webvision(
-    root: str | None, *, num_classes: int = 50, imagenet_val: str | None = "imagenet_val"
+    root: str | None,
+    *,
+    num_classes: Annotated[int, Field(ge=2, le=1000)] = 50,
+    imagenet_val: str | None = "imagenet_val",
 ) -> Dataset:
     """WebVision 1.0's Google images (mini-WebVision: the first 50 classes), tested on its
     validation set and on the ILSVRC2012 validation images of the same classes.
@@ -283,14 +283,6 @@ def load_webvision(
     central 320x320; the recipe crops 299 from that ("webvision" in `methods.toolkit.views`).
     """
     folder = _root("webvision", root, WEBVISION_LAYOUT)
-    if (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, int)
-        or not (2 <= num_classes <= 1000)
-    ):
-        raise DataError(
-            f"webvision option num_classes={num_classes!r} must be in 2..1000 (50: mini)"
-        )
     train_list = _need(folder / "info" / "train_filelist_google.txt", "webvision", WEBVISION_LAYOUT)
     val_list = _need(folder / "info" / "val_filelist.txt", "webvision", WEBVISION_LAYOUT)
     _need(folder / "val_images_256", "webvision", WEBVISION_LAYOUT)

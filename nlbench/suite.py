@@ -18,12 +18,15 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from nlbench.data.datasets import DATASETS
 from nlbench.data.noise import NOISE_MODELS
 from nlbench.engine import EngineOptions
-from nlbench.errors import ConfigError, did_you_mean
+from nlbench.errors import ConfigError, DataError, did_you_mean
 from nlbench.published import PaperTable, Reference
+from nlbench.registry import validate_options
 from nlbench.tracking import TrackingOptions
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -48,6 +51,13 @@ class DatasetEntry(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _known_loader_and_options(self) -> DatasetEntry:
+        """The loader exists and takes these options, before any data is touched."""
+        info = DATASETS.lookup(self.name)
+        validate_options(info.options_model, "dataset", self.name, self.options, DataError)
+        return self
+
 
 class NoiseEntry(_Strict):
     """One noise model and its ratios; `seed` pins the noise seed (default: the run seed).
@@ -65,12 +75,14 @@ class NoiseEntry(_Strict):
     @field_validator("model")
     @classmethod
     def _known_model(cls, model: str) -> str:
-        if model not in NOISE_MODELS:
-            raise ValueError(
-                f"unknown noise model '{model}'{did_you_mean(model, NOISE_MODELS)}; "
-                f"known: {', '.join(NOISE_MODELS)}"
-            )
+        NOISE_MODELS.lookup(model)
         return model
+
+    @model_validator(mode="after")
+    def _known_options(self) -> NoiseEntry:
+        entry = NOISE_MODELS.lookup(self.model)
+        validate_options(entry.options_model, "noise model", self.model, self.options, DataError)
+        return self
 
     @field_validator("ratios")
     @classmethod

@@ -27,8 +27,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nlbench.errors import ConfigError, did_you_mean
+from nlbench.errors import ConfigError
 from nlbench.methods.toolkit.optim import OptimizerName, ScheduleName
+from nlbench.registry import Registry
 
 
 class Protocol(BaseModel):
@@ -75,7 +76,8 @@ def _small_loss(network: str, decay_start: int = 80, cap: int | None = 400) -> P
     )
 
 
-PROTOCOLS: dict[str, dict[str, Protocol]] = {
+PROTOCOLS: Registry[dict[str, Protocol]] = Registry("protocol")
+for _name, _variants in {
     "coteaching": {
         "mnist": _small_loss("cnn9"),
         "cifar10": _small_loss("cnn9"),
@@ -91,16 +93,14 @@ PROTOCOLS: dict[str, dict[str, Protocol]] = {
         "cifar10": _small_loss("cnn6"),
         "cifar100": _small_loss("cnn6", decay_start=100),
     },
-}
+}.items():
+    PROTOCOLS.add(_name, _variants)
 """Protocols by paper, then by dataset family (the loader's name)."""
 
 
 def protocol(name: str, dataset: str) -> Protocol:
     """The protocol `name` on dataset family `dataset`, or one line naming what exists."""
-    if name not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol '{name}'{did_you_mean(name, PROTOCOLS)}; "
-                          f"known: {', '.join(PROTOCOLS)}")  # fmt: skip
-    variants = PROTOCOLS[name]
+    variants = PROTOCOLS.lookup(name)
     if dataset not in variants:
         raise ConfigError(
             f"protocol '{name}' is defined for {', '.join(variants)}, not dataset '{dataset}'; "

@@ -13,11 +13,13 @@ import pkgutil
 import sys
 from importlib.metadata import EntryPoint, entry_points
 
-from nlbench.errors import ConfigError, did_you_mean
 from nlbench.methods.api.method import Method, MethodCommand
+from nlbench.registry import Registry
 
 GROUP = "nlbench.methods"
-_REGISTRY: dict[str, type[Method]] = {}
+_REGISTRY: Registry[type[Method]] = Registry(
+    "method", listing="`python run_bench.py list` shows them"
+)
 _discovered = False
 
 
@@ -25,14 +27,8 @@ def register(name: str):
     """Class decorator: make a method available to suites under `name`."""
 
     def wrap(cls: type[Method]) -> type[Method]:
-        taken = _REGISTRY.get(name)
-        if taken is not None and taken is not cls:
-            raise ConfigError(
-                f"method name '{name}' is already registered by "
-                f"{taken.__module__}.{taken.__qualname__}"
-            )
+        _REGISTRY.add(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
         return cls
 
     return wrap
@@ -45,7 +41,7 @@ def _load_plugin(ep: EntryPoint) -> str | None:
         ep.load()
     except Exception as exc:  # noqa: BLE001 - any failure of a third-party import is its own
         for name in set(_REGISTRY) - before:
-            del _REGISTRY[name]
+            _REGISTRY.remove(name)
         return (
             f"warning: method plugin '{ep.name}' ({ep.value}) not loaded: "
             f"{type(exc).__name__}: {exc}"
@@ -53,7 +49,7 @@ def _load_plugin(ep: EntryPoint) -> str | None:
     added = set(_REGISTRY) - before
     if ep.name not in _REGISTRY or (added and ep.name not in added):
         for name in added:
-            del _REGISTRY[name]
+            _REGISTRY.remove(name)
         found = ", ".join(sorted(added)) or "no method"
         return (
             f"warning: method plugin '{ep.name}' ({ep.value}) not loaded: it registers "
@@ -86,13 +82,8 @@ def available() -> dict[str, type[Method]]:
 
 def get(name: str) -> type[Method]:
     """The method class registered as `name`, or a ConfigError naming the nearest valid one."""
-    found = available()
-    if name not in found:
-        raise ConfigError(
-            f"unknown method '{name}'{did_you_mean(name, found)}; known: {', '.join(found)} "
-            "(`python run_bench.py list` shows them)"
-        )
-    return found[name]
+    _discover()
+    return _REGISTRY.lookup(name)
 
 
 def commands() -> dict[str, MethodCommand]:

@@ -21,6 +21,7 @@ from nlbench.methods.toolkit.feature_net import FeatureNet, scaled
 from nlbench.methods.toolkit.imagenet_nets import inception_resnet_v2, resnet50, vgg19_bn_ssr
 from nlbench.methods.toolkit.loss_paper_nets import resnet_cifar, sce_cnn
 from nlbench.methods.toolkit.paper_cnns import cnn6, cnn9, cnn_small, mlpnet
+from nlbench.registry import Registry
 
 
 class MLP(FeatureNet):
@@ -209,7 +210,8 @@ class NetworkEntry(NamedTuple):
     doc: str
 
 
-NETWORKS: dict[str, NetworkEntry] = {
+NETWORKS: Registry[NetworkEntry] = Registry("network")
+for _name, _entry in {
     "mlp": NetworkEntry(_mlp, "two 256-unit ReLU layers on the flattened image; tiny data, tests"),
     "small_cnn": NetworkEntry(
         _small_cnn, "three conv-BN-ReLU blocks (32/64/128), global pool; fast on CPU"
@@ -237,17 +239,15 @@ NETWORKS: dict[str, NetworkEntry] = {
     "inception_resnet_v2": NetworkEntry(
         inception_resnet_v2, "Inception-ResNet-v2 via timm (SSR, WebVision, 299px), 1536-d"
     ),
-}
+}.items():
+    NETWORKS.add(_name, _entry)
 
 
 def build_network(
     name: str, num_classes: int, in_channels: int, image_size: int, **options: object
 ) -> FeatureNet:
     """Build a registered network; a bad name or option is a ConfigError naming the valid ones."""
-    if name not in NETWORKS:
-        known = ", ".join(NETWORKS)
-        raise ConfigError(f"unknown network '{name}'{did_you_mean(name, NETWORKS)}; known: {known}")
-    builder = NETWORKS[name].builder
+    builder = NETWORKS.lookup(name).builder
     accepted = list(inspect.signature(builder).parameters)[3:]
     unknown = [key for key in options if key not in accepted]
     if unknown:

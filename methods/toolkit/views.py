@@ -39,12 +39,13 @@ import torchvision.transforms.v2.functional as tvf
 from torch import Tensor
 from torchvision.ops import roi_align
 
-from nlbench.errors import did_you_mean
+from nlbench.errors import DataError
 from nlbench.methods.toolkit.autoaugment import (
     cifar10_autoaugment,
     imagenet_autoaugment,
     ssr_randaugment,
 )
+from nlbench.registry import Registry
 
 Augmentation = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -127,7 +128,8 @@ class Recipe:
     test: Callable[[Tensor], Tensor] = _identity
 
 
-RECIPES: dict[str, Recipe] = {
+RECIPES: Registry[Recipe] = Registry("augment", DataError)
+for _name, _recipe in {
     "crop_flip": Recipe(random_crop_flip, cifar10_autoaugment),
     "none": Recipe(_identity, cifar10_autoaugment),
     # SSR main_animal10.py l.169-177: RandomCrop(64, padding=8) + flip; RandAugment; no resize.
@@ -146,12 +148,13 @@ RECIPES: dict[str, Recipe] = {
         imagenet_autoaugment,
         centre_crop(299),
     ),
-}
+}.items():
+    RECIPES.add(_name, _recipe)
 """Each dataset's augmentation recipe, by the name its loader gives (`Dataset.augment`)."""
 
 ViewFn = Callable[[Tensor, str, torch.Generator], Tensor]
 PostFn = Callable[[Tensor, torch.Generator], Tensor]
-VIEWS: dict[str, ViewFn] = {}
+VIEWS: Registry[ViewFn] = Registry("view", DataError)
 AFTER_NORMALISE: dict[str, PostFn] = {}
 
 
@@ -160,9 +163,7 @@ def register_view(name: str, after_normalise: PostFn | None = None) -> Callable[
     `after_normalise(images_float, generator)`, when given, runs on its normalised output."""
 
     def wrap(fn: ViewFn) -> ViewFn:
-        if name in VIEWS and VIEWS[name] is not fn:
-            raise ValueError(f"view '{name}' is registered twice")
-        VIEWS[name] = fn
+        VIEWS.add(name, fn)
         if after_normalise is not None:
             AFTER_NORMALISE[name] = after_normalise
         return fn
@@ -193,11 +194,8 @@ def cutout(images: Tensor, generator: torch.Generator, length: int | None = None
 
 
 def recipe(augment: str) -> Recipe:
-    """The registered recipe `augment`, or a ValueError naming the valid ones."""
-    if augment not in RECIPES:
-        hint = did_you_mean(augment, RECIPES)
-        raise ValueError(f"unknown augment '{augment}'{hint}; choose from {tuple(RECIPES)}")
-    return RECIPES[augment]
+    """The registered recipe `augment`, or a DataError (a ValueError) naming the valid ones."""
+    return RECIPES.lookup(augment)
 
 
 @register_view("none")
@@ -242,11 +240,7 @@ def make_view(
     `augment` names the dataset's augmentation recipe (`RECIPES`); `generator` is a
     CPU generator; `channels_last` returns NHWC memory for convolutions that prefer it.
     """
-    if view not in VIEWS:
-        raise ValueError(
-            f"unknown view '{view}'{did_you_mean(view, VIEWS)}; registered: {', '.join(VIEWS)}"
-        )
-    out = normalise(VIEWS[view](images_uint8, augment, generator), mean, std)
+    out = normalise(VIEWS.lookup(view)(images_uint8, augment, generator), mean, std)
     if view in AFTER_NORMALISE:
         out = AFTER_NORMALISE[view](out, generator)
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out
