@@ -402,3 +402,42 @@ def test_list_prints_each_dataset_method_and_noise_model_as_a_whole_sentence(cap
     assert len(described) > 30
     cut = [line for line in described if not line.rstrip().endswith((".", ")"))]
     assert cut == []  # the WebVision line once stopped at "tested on its"
+
+
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        ("{n_train: yes}", "option n_train=True: Input should be a valid integer"),
+        ("{n_train: 0}", "option n_train=0: Input should be greater than or equal to 1"),
+        ("{separation: .nan}", "option separation=nan: Input should be a finite number"),
+        ("{n_trian: 5}", "has no option 'n_trian' (did you mean 'n_train'?)"),
+    ],
+)
+def test_dataset_options_are_checked_when_the_suite_loads(options, needle, write_suite, capsys):
+    """One option system: a loader's signature is its options model, so a bad option stops even
+    `--dry-run`, before any data is read, with one line."""
+    from nlbench.cli import main
+
+    suite = write_suite(
+        f"name: o\ndatasets: [{{name: synthetic, options: {options}}}]\n"
+        "noise: [{model: sym, ratios: [0.2]}]\nmethods: [ce]\n"
+    )
+    assert main(["run", str(suite), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and needle in err and "dataset 'synthetic'" in err
+
+
+def test_every_registry_answers_an_unknown_name_the_same_way():
+    from nlbench.data.noise import NOISE_MODELS
+    from nlbench.errors import NlbenchError
+    from nlbench.methods.api.protocols import PROTOCOLS
+    from nlbench.methods.toolkit.networks import NETWORKS
+    from nlbench.methods.toolkit.views import RECIPES, VIEWS
+
+    for registry, near in ((DATASETS, "cifar1O"), (NOISE_MODELS, "symm"), (NETWORKS, "mlpp"),
+                           (VIEWS, "weakk"), (RECIPES, "crop_fli"), (PROTOCOLS, "jocr")):  # fmt: skip
+        with pytest.raises(NlbenchError) as err:
+            registry.lookup(near)
+        line = str(err.value)
+        assert line.startswith(f"unknown {registry.kind} '{near}' (did you mean '")
+        assert "; known: " in line and "\n" not in line
