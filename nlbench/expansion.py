@@ -22,10 +22,9 @@ def _resolve(
     index: int,
     dataset: str,
     overrides: list[dict[str, Any]],
-    last: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A method's hparams: defaults < its protocol on this dataset < common < its entry < dataset
-    entry < noise entry < `last` (the keys of it the method has)."""
+    entry < noise entry."""
     from nlbench.methods.api import get as get_method
     from nlbench.methods.api.protocols import protocol
 
@@ -41,7 +40,6 @@ def _resolve(
     merged |= {k: v for k, v in suite.common.items() if k in fields}
     for layer in (entry.hparams, *overrides):
         merged.update(layer)
-    merged |= {k: v for k, v in (last or {}).items() if k in fields}
     try:
         return cls.HParams.model_validate(merged).model_dump()
     except ValidationError as exc:
@@ -71,12 +69,8 @@ def _check_references(suite: Suite) -> None:
         )
 
 
-def expand(suite: Suite, last: dict[str, Any] | None = None) -> list[RunSpec]:
+def expand(suite: Suite) -> list[RunSpec]:
     """datasets x noise x ratios x methods x seeds, with each method's hparams fully resolved.
-
-    `last` is a final layer of hparams over every method that has them (perf's `epochs`):
-    resolved with the rest, so values derived from them (forward correction's estimation
-    epochs) are derived again.
 
     Two method entries that resolve to the same recipe would be one run listed twice, and two
     datasets under one label would share leaderboard rows: both are refused with one line.
@@ -91,7 +85,7 @@ def expand(suite: Suite, last: dict[str, Any] | None = None) -> list[RunSpec]:
         for nz in suite.noise:
             for index, method in enumerate(suite.methods):
                 layers = [ds.hparams.get(method.name, {}), nz.hparams.get(method.name, {})]
-                hparams = _resolve(suite, index, ds.name, layers, last)
+                hparams = _resolve(suite, index, ds.name, layers)
                 for tags, recipe in _trials(suite, index, hparams):
                     for ratio in nz.ratios:
                         for seed in suite.seeds:

@@ -52,6 +52,9 @@ class PerfRow:
     peak_mem_gb: float | None
     test_acc: float
     switches: str
+    phases: str
+    """The phases of the timed epochs (a staged method's stage, DivideMix's warm-up), so a
+    timing of warm-up epochs is never read as the method's steady state."""
 
 
 def _first_per_method(specs: list[RunSpec]) -> list[RunSpec]:
@@ -69,14 +72,14 @@ def time_method(
     epochs: int,
     path: str,
 ) -> PerfRow:
-    """Run `epochs` epochs of one spec and summarise the steady-state epoch."""
+    """Run the first `epochs` epochs of one spec's real recipe (its schedules, stages and
+    warm-up as a sweep trains them) and summarise the steady-state epoch."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     engine = prepare_run(spec, data, device, options)  # as a sweep starts the run
     try:
-        fit = engine.fit(
-            get_method(spec.method.name), method_hparams(spec), describe=f"perf {path}"
-        )
+        fit = engine.fit(get_method(spec.method.name), method_hparams(spec),
+                         describe=f"perf {path}", stop_after=epochs)  # fmt: skip
     except RunFailed as failed:
         raise ConfigError(f"perf: {spec.describe()} failed in epoch {failed.epoch}: "
                           f"{failed.reason}") from None  # fmt: skip
@@ -97,14 +100,16 @@ def time_method(
         peak_mem_gb=None if peak is None else round(peak, 2),
         test_acc=fit.epochs[-1].test_acc,
         switches=",".join(on) or "none",
+        phases=",".join(dict.fromkeys(p for e in steady for p in (e.pass_phases or [e.phase]))),
     )
 
 
-def _concurrent_run(spec: RunSpec, options: EngineOptions, device: str) -> int:
+def _concurrent_run(spec: RunSpec, options: EngineOptions, epochs: int, device: str) -> int:
     """One of N runs sharing the device (a spawned process, as a local worker is): the training
-    images it processed."""
+    images it processed in its first `epochs` epochs."""
     engine = prepare_run(spec, DataCache(), torch.device(device), options)
-    return engine.fit(get_method(spec.method.name), method_hparams(spec)).images_seen
+    fit = engine.fit(get_method(spec.method.name), method_hparams(spec), stop_after=epochs)
+    return fit.images_seen
 
 
 def output_stem(out_dir: Path, suite: str) -> str:
@@ -135,14 +140,14 @@ def concurrency(
     worker does, on `engine.cpu_threads` threads.
     """
     device = resolve_device(device_name or suite.device)
-    spec = expand(suite, last={"epochs": epochs})[0]
+    spec = expand(suite)[0]
     options = suite.engine.model_copy(update={"progress": False})
     context = multiprocessing.get_context("spawn")
     rows = []
     for count in counts:
         start = time.perf_counter()
         with context.Pool(count) as pool:
-            seen = pool.starmap(_concurrent_run, [(spec, options, str(device))] * count)
+            seen = pool.starmap(_concurrent_run, [(spec, options, epochs, str(device))] * count)
         wall = time.perf_counter() - start
         rows.append(
             {
@@ -166,7 +171,7 @@ def run_perf(
     """Time every method of the suite; write `<stem>.md/.csv` under out_dir."""
     device = resolve_device(device_name or suite.device)
     data = DataCache()
-    specs = _first_per_method(expand(suite, last={"epochs": epochs}))
+    specs = _first_per_method(expand(suite))
     for spec in specs:  # a configuration error stops perf before the first timed epoch
         check_method(spec, data)
     paths = [("plain", suite.engine.model_copy(update=PLAIN))] if compare else []

@@ -69,3 +69,25 @@ def test_every_method_trains_and_resumes_from_a_checkpoint_identically(name, tmp
         e.model_dump(exclude=timing) for e in straight.epochs
     ]
     assert resumed.final == straight.final
+
+
+def test_perf_times_every_registered_method_with_its_epochs_resolved_as_a_suite_would(tmp_path):
+    """`perf` swaps in its own epoch count through the suite's resolution, so values derived
+    from `epochs` (forward correction's estimation stage, Confident Learning's folds) follow it;
+    it once died at forward correction with a raw ValidationError and lost every timing."""
+    from nlbench.perf import run_perf
+
+    names = sorted(available())
+    raw = {
+        "name": "perfall",
+        "datasets": [{"name": "synthetic",
+                      "options": {"n_train": 128, "n_test": 32, "num_classes": 4, "size": 8}}],
+        "noise": [{"model": "sym", "ratios": [0.4]}],
+        "common": {"network": "mlp", "batch_size": 32},
+        "methods": [{"name": name, "hparams": OVERRIDES.get(name, {})} for name in names],
+        "engine": {"progress": False},
+    }  # fmt: skip
+    table = run_perf(suite_from_dict(raw, "perfall.yaml"), 2, False, "cpu", tmp_path, "t")
+    assert sorted(table["method"]) == names
+    assert (table["epoch_s"] > 0).all() and table["test_acc"].notna().all()
+    assert (tmp_path / "t.md").is_file() and (tmp_path / "t.csv").is_file()

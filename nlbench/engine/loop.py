@@ -254,12 +254,15 @@ class Engine:
         position: int = 0,
         on_epoch: Callable[[dict[str, Any], int], None] | None = None,
         before_training: Callable[[Method], None] | None = None,
+        stop_after: int | None = None,
     ) -> FitResult:
         """Train `method_cls` with its validated hyperparameters `hp` (validated once, where the
         run's spec was resolved) for its epochs; `on_epoch(entry, epochs)` sees each finished epoch
         (the runner logs it), and a checkpoint, when given, is resumed from and kept up to date.
         `before_training(method)` sees the built (and resumed) method before the first step: the
-        runner checks there that the run's record and checkpoints will fit, and may stop it."""
+        runner checks there that the run's record and checkpoints will fit, and may stop it.
+        `stop_after` ends the run after that many epochs, its recipe (schedules, stages) left as
+        the full run has it: `perf` times the first epochs of the run a sweep would train."""
         try:
             method = self.build(method_cls, hp)
         except Exception as exc:  # the runner checked the configuration: this is a failed run
@@ -272,9 +275,10 @@ class Engine:
         if before_training is not None:
             before_training(method)
         train_seconds, seen_total = 0.0, 0
+        last = hp.epochs if stop_after is None else min(hp.epochs, stop_after)
         estimates: dict[str, list[list[float]]] = {}
         bar = tqdm(
-            total=hp.epochs,
+            total=last,
             initial=start,
             desc=describe,
             position=position,
@@ -283,7 +287,7 @@ class Engine:
             dynamic_ncols=True,
         )
         try:
-            for epoch in range(start, hp.epochs):
+            for epoch in range(start, last):
                 t0 = time.perf_counter()
                 try:
                     self.ctx.pool = self.epoch_pool(epoch)
