@@ -18,6 +18,7 @@ OVERRIDES = {
     "dividemix": {"warm_up": 1, "milestones": [2], "batch_size": 16},
     "ssr": {"k": 5, "batch_size": 32},
     "coteaching_plus": {"init_epoch": 1},
+    "disc": {"warm_up": 1},
 }
 
 

@@ -177,6 +177,23 @@ class ResNet34(_ResNet):
         super().__init__(BasicBlock, (3, 4, 6, 3), num_classes, in_channels, width)
 
 
+class ResNet18(_ResNet):
+    """The CIFAR ResNet-18 of DISC (JackYFL/DISC `models/resnet.py` l.131-190, 432-446):
+    torchvision's post-activation ResNet-18 with a conv3x3 stride-1 stem and no max-pool, stages
+    of 2, 2, 2, 2 `BasicBlock`s, adaptive average pooling, Linear(8w, C); convolutions He-normal
+    (fan_out, ReLU), batch norms weight 1 and bias 0, the linear layer torch's default, as there.
+    Not the PreAct ResNet-18 of SSR and DivideMix."""
+
+    def __init__(self, num_classes: int, in_channels: int, width: int = 64) -> None:
+        super().__init__(BasicBlock, (2, 2, 2, 2), num_classes, in_channels, width)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.constant_(module.weight, 1)
+                nn.init.constant_(module.bias, 0)
+
+
 def mlp_head(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     """Linear -> BatchNorm1d -> ReLU -> Linear: a projection or prediction head on features
     (SSR's, after SimSiam's)."""
@@ -205,6 +222,10 @@ def _resnet34(num_classes: int, in_channels: int, image_size: int, width: int = 
     return ResNet34(num_classes, in_channels, width)
 
 
+def _resnet18(num_classes: int, in_channels: int, image_size: int, width: int = 64) -> FeatureNet:
+    return ResNet18(num_classes, in_channels, width)
+
+
 class NetworkEntry(NamedTuple):
     builder: Callable[..., FeatureNet]
     doc: str
@@ -220,6 +241,7 @@ for _name, _entry in {
         _preact_resnet18, "SSR/DivideMix PreAct ResNet-18 (official block order), 512-d feature"
     ),
     "resnet34": NetworkEntry(_resnet34, "CIFAR ResNet-34 (GCE's reference port), 512-d feature"),
+    "resnet18": NetworkEntry(_resnet18, "DISC's CIFAR ResNet-18 (post-activation), 512-d feature"),
     "cnn9": NetworkEntry(
         cnn9, "Co-teaching's 9-layer CNN (LeakyReLU; dropout off as published, option dropout)"
     ),
