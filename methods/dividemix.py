@@ -29,9 +29,10 @@ from nlbench.methods.toolkit.mixing import (
     linear_rampup,
     mix,
     mix_pairing,
+    mixmatch_loss,
     mixup_lambda,
-    sharpen,
-    soft_cross_entropy,
+    refine_labels,
+    warmup_loss,
 )
 from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
 
@@ -62,43 +63,6 @@ def clean_probability(
     gmm = GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=seed)
     gmm.fit(column)
     return gmm.predict_proba(column)[:, gmm.means_.argmin()]
-
-
-def refine_labels(
-    logits_x1: torch.Tensor,
-    logits_x2: torch.Tensor,
-    onehot: torch.Tensor,
-    w_x: torch.Tensor,
-    temperature: float,
-) -> torch.Tensor:
-    """Label co-refinement (l.76-83): sharpen(w_x y + (1 - w_x) mean of the trained network's
-    softmax on the two views), w_x the peer's clean probability."""
-    px = (logits_x1.softmax(dim=1) + logits_x2.softmax(dim=1)) / 2
-    return sharpen(w_x[:, None] * onehot + (1 - w_x[:, None]) * px, temperature)
-
-
-def mixmatch_loss(
-    logits: torch.Tensor, mixed_target: torch.Tensor, labelled: int, lamb: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, Lx, Lu) on the mixed batch (l.101-117, SemiLoss l.196-203): soft CE on the first
-    `labelled` rows, squared error of the probabilities on the rest, weight `lamb`, plus the
-    uniform-prior penalty sum_k (1/C) log((1/C) / mean_batch p_k)."""
-    lx = soft_cross_entropy(logits[:labelled], mixed_target[:labelled])
-    lu = (logits[labelled:].softmax(dim=1) - mixed_target[labelled:]).pow(2).mean()
-    prior = torch.full((logits.shape[1],), 1 / logits.shape[1], dtype=logits.dtype,
-                       device=logits.device)  # fmt: skip
-    penalty = (prior * (prior / logits.softmax(dim=1).mean(dim=0)).log()).sum()
-    return lx + lamb * lu + penalty, lx, lu
-
-
-def warmup_loss(logits: torch.Tensor, labels: torch.Tensor, entropy_penalty: bool) -> torch.Tensor:
-    """CE, plus the negative-entropy penalty mean sum_k p_k log p_k for asymmetric noise
-    (`warmup` l.124-138, `NegEntropy` l.205-208)."""
-    loss = F.cross_entropy(logits, labels)
-    if entropy_penalty:
-        p = logits.softmax(dim=1)
-        loss = loss + (p * p.clamp(min=1e-12).log()).sum(dim=1).mean()
-    return loss
 
 
 @register("dividemix")
@@ -133,7 +97,8 @@ class DivideMix(Method):
     ramp-up still counts the official N // 64 + 1 iterations). Its GMM's k-means start is left to
     numpy's global generator; here it comes from the run's seed (the split is the same on
     well-separated losses). A split with no unlabelled sample (the official loader would fail)
-    uses the labelled samples as the unlabelled stream too.
+    uses the labelled samples as the unlabelled stream too. The warm-up's entropy penalty clamps
+    p before its log, where the official's 0 log 0 is NaN at a saturated softmax.
 
     Diagnostics: the labelled set network 1 trains on (from network 2's GMM), scored against the
     clean labels, and its complement as flagged noisy.

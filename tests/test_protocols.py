@@ -20,7 +20,8 @@ from nlbench.suite_loading import load_suite, suite_from_dict
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 PAPER_SUITES = sorted(BENCHMARKS.glob("*_paper.yaml"))
 OPTIMISER = ("network", "optimizer", "lr", "momentum", "weight_decay", "nesterov", "schedule",
-             "decay_start", "milestones", "gamma", "eta_min_ratio", "restart_period", "clip_norm",
+             "decay_start", "milestones", "gamma", "eta_min_ratio", "restart_period", "cosine_period",
+             "clip_norm",
              "batch_size", "view", "epochs", "num_iter_per_epoch", "inputs", "input_stats")  # fmt: skip
 
 EXPECTED_DIFFERENCES = {

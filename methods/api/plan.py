@@ -6,7 +6,7 @@ batches on the device, so every method gets the same sampling and augmentation m
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,6 +61,10 @@ class EpochPlan:
     phase: str = "train"
     interim: bool = False
     followed_by: EpochPlan | None = None
+    then: Callable[[], EpochPlan] | None = None
+    """A pass planned only when this one has trained (UNICON selects network 2's samples with
+    network 1 as it is after its pass): the engine calls it after this pass's steps, and the
+    plan it returns becomes `followed_by`."""
     tag: Hashable | None = None
     length_from: str | None = None
 
@@ -72,9 +76,12 @@ class EpochPlan:
             )
         if self.length_from is not None and self.length_from not in self.streams:
             raise ValueError(f"length_from '{self.length_from}' names no stream of the plan")
+        if self.then is not None and self.followed_by is not None:
+            raise ValueError("a plan has either a `followed_by` pass or a `then` that plans one")
 
     def passes(self) -> list[EpochPlan]:
-        """This plan and every plan that follows it, in order."""
+        """This plan and every plan that follows it, in order (those planned by `then` once
+        the engine has planned them)."""
         chain, plan = [], self
         while plan is not None:
             chain.append(plan)

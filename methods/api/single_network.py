@@ -46,6 +46,8 @@ class SingleNetworkHParams(MethodHParams):
     milestones: tuple[int, ...] = ()
     gamma: float = Field(0.1, gt=0)
     restart_period: int = Field(10, ge=1)
+    cosine_period: int | None = Field(None, ge=1)
+    """`cosine`'s T_max when it is not the run's length (None: `epochs`)."""
     clip_norm: float | None = Field(None, gt=0)
     batch_size: int = Field(128, ge=1)
     view: Literal["weak", "none"] = "weak"
@@ -84,6 +86,7 @@ def recipe_optimiser(
         decay_start=hp.decay_start,
         gamma=hp.gamma,
         restart_period=hp.restart_period,
+        period=hp.cosine_period,
     )
     return optimizer, schedule
 

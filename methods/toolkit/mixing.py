@@ -54,3 +54,40 @@ def co_guess(unlabelled_logits: list[torch.Tensor], temperature: float) -> torch
 def linear_rampup(current: float, warm_up: int, lambda_u: float, length: int = 16) -> float:
     """lambda_u * clip((current - warm_up) / length, 0, 1) (DivideMix l.192-194)."""
     return lambda_u * float(np.clip((current - warm_up) / length, 0.0, 1.0))
+
+
+def refine_labels(
+    logits_x1: torch.Tensor,
+    logits_x2: torch.Tensor,
+    onehot: torch.Tensor,
+    w_x: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """Label co-refinement (DivideMix `Train_cifar.py` l.76-83; UNICON l.121-131): sharpen(w_x y + (1 - w_x) mean of the trained network's
+    softmax on the two views), w_x the peer's clean probability."""
+    px = (logits_x1.softmax(dim=1) + logits_x2.softmax(dim=1)) / 2
+    return sharpen(w_x[:, None] * onehot + (1 - w_x[:, None]) * px, temperature)
+
+
+def mixmatch_loss(
+    logits: torch.Tensor, mixed_target: torch.Tensor, labelled: int, lamb: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, Lx, Lu) on the mixed batch (DivideMix l.101-117, SemiLoss l.196-203; UNICON l.157-168, l.319-324): soft CE on the first
+    `labelled` rows, squared error of the probabilities on the rest, weight `lamb`, plus the
+    uniform-prior penalty sum_k (1/C) log((1/C) / mean_batch p_k)."""
+    lx = soft_cross_entropy(logits[:labelled], mixed_target[:labelled])
+    lu = (logits[labelled:].softmax(dim=1) - mixed_target[labelled:]).pow(2).mean()
+    prior = torch.full((logits.shape[1],), 1 / logits.shape[1], dtype=logits.dtype,
+                       device=logits.device)  # fmt: skip
+    penalty = (prior * (prior / logits.softmax(dim=1).mean(dim=0)).log()).sum()
+    return lx + lamb * lu + penalty, lx, lu
+
+
+def warmup_loss(logits: torch.Tensor, labels: torch.Tensor, entropy_penalty: bool) -> torch.Tensor:
+    """CE, plus the negative-entropy penalty mean sum_k p_k log p_k for asymmetric noise
+    (DivideMix `warmup` l.124-138, `NegEntropy` l.205-208; UNICON l.190-213, l.326-329)."""
+    loss = F.cross_entropy(logits, labels)
+    if entropy_penalty:
+        p = logits.softmax(dim=1)
+        loss = loss + (p * p.clamp(min=1e-12).log()).sum(dim=1).mean()
+    return loss

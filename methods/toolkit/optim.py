@@ -87,17 +87,19 @@ def make_schedule(
     decay_start: int = 80,
     gamma: float = 0.1,
     restart_period: int = 10,
+    period: int | None = None,
 ) -> LRScheduler:
     """cosine to lr*eta_min_ratio over `epochs` (SSR), Co-teaching's, multistep x`gamma`, cosine
     with warm restarts every `restart_period` epochs down to lr*eta_min_ratio (ELR's CIFAR-10), or
     flat.
 
     `epochs` is always the number of epochs trained; for `coteaching` that is the official
-    n_epoch - 1 (see `official_coteaching_schedule`).
+    n_epoch - 1 (see `official_coteaching_schedule`). `period` is a cosine's half-period when it
+    is not the run's length (UNICON's T_max 280 over 351 epochs: the lr rises again after it).
     """
     if name == "cosine":
         base = optimizer.param_groups[0]["lr"]
-        return CosineAnnealingLR(optimizer, T_max=epochs, eta_min=base * eta_min_ratio)
+        return CosineAnnealingLR(optimizer, T_max=period or epochs, eta_min=base * eta_min_ratio)
     if name == "coteaching":
         return official_coteaching_schedule(optimizer, epochs, decay_start)
     if name == "multistep":

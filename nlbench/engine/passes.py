@@ -22,9 +22,12 @@ def train_epoch(
     reported it. Returns the losses and the images seen (each view counted)."""
     totals: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
-    seen = sum(
-        _train_pass(method, one, views, generator, device, totals, counts) for one in plan.passes()
-    )
+    seen, one = 0, plan
+    while one is not None:
+        seen += _train_pass(method, one, views, generator, device, totals, counts)
+        if one.then is not None:  # planned now that the pass before it has trained
+            one.followed_by, one.then = one.then(), None
+        one = one.followed_by
     return {k: float(v) / counts[k] for k, v in totals.items()}, seen
 
 
