@@ -11,7 +11,7 @@ from nlbench.runner import run_sweep
 from nlbench.store import Store
 from nlbench.suite_loading import suite_from_dict
 
-EPOCHS = {"confident_learning": 6, "dividemix": 3, "forward": 2, "unicon": 3}
+EPOCHS = {"confident_learning": 6, "dividemix": 3, "forward": 2, "unicon": 3, "promix": 3}
 """Enough epochs to cross a stage or a pass boundary: CL's five folds and its retrained network,
 DivideMix's warm-up and a co-divided epoch, forward's two stages."""
 OVERRIDES = {
@@ -20,6 +20,7 @@ OVERRIDES = {
     "coteaching_plus": {"init_epoch": 1},
     "disc": {"warm_up": 1},
     "unicon": {"warm_up": 1, "batch_size": 16},
+    "promix": {"warm_up": 1, "batch_size": 16, "lga_epochs": 1},
 }
 
 

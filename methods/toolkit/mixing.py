@@ -9,6 +9,8 @@ a linearly ramped unlabelled weight. Each function says which official lines it 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -91,3 +93,30 @@ def warmup_loss(logits: torch.Tensor, labels: torch.Tensor, entropy_penalty: boo
         p = logits.softmax(dim=1)
         loss = loss + (p * p.clamp(min=1e-12).log()).sum(dim=1).mean()
     return loss
+
+
+def fmix_mask(rng: np.random.Generator, alpha: float, decay_power: float,
+              shape: tuple[int, int]) -> tuple[float, np.ndarray]:  # fmt: skip
+    """FMix's (lambda, binary mask) (FMix's code as ProMix ships it in
+    `utils/fmix.py` l.96-226, max_soft 0): lambda ~ Beta(alpha, alpha); a low-frequency image,
+    the inverse real FFT of Gaussian noise scaled by 1 / max(f, 1 / max(H, W))^decay_power, min-max
+    normalised; its ceil or floor (a coin) of lambda H W largest pixels set to 1, the rest 0.
+    The mask is [1, H, W]: one for the whole batch, shared by the channels."""
+    lam = float(rng.beta(alpha, alpha))
+    h, w = shape
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.fftfreq(w)[: w // 2 + (2 if w % 2 else 1)]
+    freqs = np.sqrt(fx * fx + fy * fy)
+    scale = 1.0 / (np.maximum(freqs, 1.0 / max(w, h)) ** decay_power)
+    spectrum = scale[None, :, :, None] * rng.standard_normal((1, *freqs.shape, 2))
+    # as FMix's code indexes it: the real and imaginary parts are rows 0 and 1 of the noise,
+    # not its last axis (l.150), so the mask is the inverse FFT of a [W', 2] spectrum
+    complex_spectrum = spectrum[:, 0] + 1j * spectrum[:, 1]
+    image = np.real(np.fft.irfftn(complex_spectrum, (h, w), axes=(-2, -1)))[:1, :h, :w]
+    image = image - image.min()
+    image = image / image.max()
+    order = image.reshape(-1).argsort()[::-1]
+    count = math.ceil(lam * image.size) if rng.random() > 0.5 else math.floor(lam * image.size)
+    mask = np.zeros(image.size)
+    mask[order[:count]] = 1
+    return lam, mask.reshape(1, h, w)
