@@ -202,6 +202,7 @@ def test_ssr_command_hints_name_its_own_flag(tmp_path, capsys):
     assert "--set dataset.root" not in line
 
 
+@pytest.mark.slow
 def test_dry_run_into_a_closed_pipe_is_quiet(write_suite):
     many = BASE.replace("ratios: [0.2]", "ratios: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]").replace(
         "device: cpu", "device: cpu\nseeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"

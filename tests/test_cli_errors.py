@@ -50,6 +50,7 @@ def test_bad_input_is_one_line(case, write_suite, tmp_path, capsys):
     assert keep.read_text() == "{}"
 
 
+@pytest.mark.slow
 def test_no_traceback_through_the_real_entry_point(write_suite):
     path = write_suite(GOOD.replace("name: ce", "name: nope"))
     proc = subprocess.run(

@@ -40,6 +40,7 @@ def _epochs(store: Store) -> dict[str, list]:
     return {r.run_id: [(e.test_acc, e.losses) for e in r.epochs] for r in store.load()[0]}
 
 
+@pytest.mark.slow
 def test_the_same_run_id_gives_the_same_numbers_under_serial_and_local(write_suite, tmp_path):
     """Each run sets its own thread count from the spec, whatever the process had: a serial sweep
     in a process on 2 threads and 2 workers give bit-identical epochs."""
@@ -77,6 +78,7 @@ def _probe(
     out.write_text(json.dumps({"device": device, "pid": os.getpid()}))
 
 
+@pytest.mark.slow
 def test_local_workers_take_a_slot_and_survive_a_death(tmp_path):
     jobs = [RunJob({"n": n}, f"run{n}", {}, str(tmp_path), "auto") for n in range(5)]
     outcomes = list(LocalExecutor(["cpu", "cpu"]).run(_probe, jobs))
@@ -121,7 +123,7 @@ def _lost(spec: dict, run_id: str, options: dict, results_dir: str, *rest: objec
         raise StorageError("could not write the record of run 1 (No space left on device)")
 
 
-@pytest.mark.parametrize("kind", ["serial", "local"])
+@pytest.mark.parametrize("kind", ["serial", pytest.param("local", marks=pytest.mark.slow)])
 def test_a_lost_write_is_one_line_and_stopping_on_it_hands_out_nothing_more(kind, tmp_path):
     jobs = [RunJob({"n": n}, f"run{n}", {}, str(tmp_path), "cpu") for n in range(6)]
     pool = SerialExecutor(torch.device("cpu")) if kind == "serial" else LocalExecutor(["cpu"])

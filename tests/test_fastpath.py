@@ -75,6 +75,7 @@ def test_channels_last_gives_the_same_losses(method):
         assert fast[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-5), key
 
 
+@pytest.mark.slow
 def test_perf_command_prints_a_table_for_every_method_and_path(write_suite, tmp_path, capsys):
     suite = write_suite("""
 name: perfsmoke

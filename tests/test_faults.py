@@ -66,6 +66,7 @@ def _records(results: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
 
 
+@pytest.mark.slow
 def test_kill_9_mid_sweep_then_rerun_finishes_without_redoing_or_duplicating(write_suite, tmp_path):
     path = write_suite(SUITE)
     results = tmp_path / "results" / "faults"
@@ -265,6 +266,7 @@ print(i)
 """
 
 
+@pytest.mark.slow
 def test_report_builds_while_another_process_writes_records(write_suite, tmp_path):
     suite = load_suite(
         write_suite(SUITE), ["seeds=[0]", "noise.0.ratios=[0.4]", "methods.ce.hparams.epochs=2"]
@@ -430,6 +432,7 @@ def _run_job_on_a_filling_disk(*job):
     return run_job(*job)
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_a_local_sweep_at_the_first_lost_write_and_a_rerun_says_so(
     write_suite, tmp_path, monkeypatch, capsys
 ):
@@ -506,6 +509,7 @@ def test_a_sweep_on_a_folder_in_use_names_the_holder_and_kill_9_leaves_no_stale_
     assert len(list(results.glob("*.json"))) == 2
 
 
+@pytest.mark.slow
 def test_two_sweeps_of_one_suite_at_once_train_each_run_once(write_suite, tmp_path):
     """Two sweeps of one suite on one folder used to train every pending run each."""
     path = write_suite(SUITE)

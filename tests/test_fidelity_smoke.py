@@ -15,6 +15,8 @@ from nlbench.suite_loading import load_suite
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "benchmarks" / "fidelity_smoke.yaml"
 
+pytestmark = pytest.mark.slow  # 16 paper recipes on real images: about 12 minutes on 2 CPU cores
+
 
 def test_every_paper_recipe_trains_an_epoch_on_real_images(shared_dir, tmp_path, monkeypatch):
     data = shared_dir / "data" / "cifar10_subset" / "cifar10_subset.npz"

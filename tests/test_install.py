@@ -8,6 +8,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # builds a wheel and starts a fresh interpreter: about 5 s
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """

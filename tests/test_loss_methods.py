@@ -218,19 +218,41 @@ def test_confident_learning_predicts_each_fold_out_of_sample_and_retrains_on_wha
     assert method.diagnostics().transition.shape == (4, 4)
 
 
-def test_confident_learnings_kept_set_is_cleanlabs_own_on_a_fixed_probability_matrix():
-    """The differential test the method allows: it adds no confident-joint code, so its kept set
-    must be exactly cleanlab's for every pruning rule."""
-    from cleanlab.filter import find_label_issues
+def test_confident_learning_flags_the_flipped_rows_and_no_clean_one_under_every_rule():
+    """Out-of-sample probabilities that put 0.8 (+ up to 0.2 of Dirichlet noise) on each row's
+    true class, and noisy labels that flip 20 known rows: every pruning rule must flag exactly
+    those rows (True = issue), not the clean ones, nor the 10 clean rows the model is unsure of
+    (0.5 on the label, 0.4 on the next class), which sit below every class threshold."""
+    from nlbench.methods.confident_learning import label_issues
 
+    rng = np.random.default_rng(0)
+    true = np.arange(200) % 4
+    probs = 0.2 * rng.dirichlet(np.ones(4), 200)
+    probs[np.arange(200), true] += 0.8
+    unsure = np.arange(5, 200, 20)
+    probs[unsure] = 0.05
+    probs[unsure, true[unsure]], probs[unsure, (true[unsure] + 1) % 4] = 0.5, 0.4
+    flipped = np.arange(3, 200, 10)
+    labels = true.copy()
+    labels[flipped] = (true[flipped] + 1 + np.arange(20) % 3) % 4  # to each other class
+    for rule in ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"):
+        assert np.flatnonzero(label_issues(labels, probs, rule)).tolist() == flipped.tolist(), rule
+    assert not label_issues(true, probs, "prune_by_noise_rate").any()  # the clean labels: none
+
+
+def test_confident_learnings_rule_reaches_cleanlab():
+    """On probabilities with no clear structure the rules disagree: prune_by_class flags more than
+    prune_by_noise_rate, and `both` is their intersection; a wrapper that dropped the rule would
+    give one set for all three."""
     from nlbench.methods.confident_learning import label_issues
 
     probs = np.abs(np.sin(np.arange(600).reshape(150, 4) * 0.77)) + 0.05
     probs /= probs.sum(1, keepdims=True)
     labels = np.arange(150) % 4
-    for rule in ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"):
-        ours = label_issues(labels, probs, rule)
-        assert ours.any() and np.array_equal(ours, find_label_issues(labels, probs, filter_by=rule))
+    by_rate = label_issues(labels, probs, "prune_by_noise_rate")
+    by_class = label_issues(labels, probs, "prune_by_class")
+    assert by_rate.sum() < by_class.sum()
+    assert np.array_equal(label_issues(labels, probs, "both"), by_rate & by_class)
 
 
 def test_noise_detection_is_scored_against_the_truly_mislabelled_samples():

@@ -94,13 +94,18 @@ def test_bootstrap_soft_equals_official_with_gradient_through_the_target():
     _close(logits.grad, GOLDEN["bootstrap"]["soft"]["grad_logits"])
 
 
-def test_bootstrap_hard_is_the_papers_formula():
-    """No official code has the hard variant; check -sum (0.8 y + 0.2 onehot(argmax p)) log p."""
-    p = torch.softmax(_t(T.LOGITS), dim=1)
-    target = 0.8 * np.eye(T.C)[T.LABELS] + 0.2 * np.eye(T.C)[p.argmax(1).numpy()]
-    expected = -(target * np.log(p.numpy())).sum(1).mean()
-    _close(bootstrap_loss(p, LABELS, "hard", 0.8), expected, 1e-12)
-    assert expected != pytest.approx(float(bootstrap_loss(p, LABELS, "soft", 0.8)))
+def test_bootstrap_hard_matches_a_hand_computation():
+    """No official code has the hard variant; the paper's -sum_k (0.8 y_k + 0.2 z_k) log p_k, with
+    z the one-hot of argmax p, worked by hand. Row 1: p = (0.7, 0.2, 0.1), label 2, argmax 0:
+    -(0.2 ln 0.7 + 0.8 ln 0.1) = 1.913403; row 2: p = (0.25, 0.25, 0.5), label 0, argmax 2:
+    -(0.8 ln 0.25 + 0.2 ln 0.5) = 1.247665; the batch loss is their mean."""
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]], dtype=torch.float64)
+    loss = bootstrap_loss(p, torch.tensor([2, 0]), "hard", 0.8)
+    assert loss.item() == pytest.approx((1.913403063 + 1.247664925) / 2, abs=1e-8)
+    assert float(bootstrap_loss(p, torch.tensor([2, 0]), "soft", 0.8)) != pytest.approx(loss.item())
+    # where the label is the argmax, the target is the one-hot label whatever beta: -ln p_y
+    agree = bootstrap_loss(p[:1], torch.tensor([0]), "hard", 0.3)
+    assert agree.item() == pytest.approx(0.356674944, abs=1e-8)
 
 
 @pytest.mark.parametrize("filter_outlier", [True, False])

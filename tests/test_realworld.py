@@ -226,8 +226,17 @@ def test_streamed_and_in_memory_animal10n_train_to_identical_numbers(animal):
     assert held[-1].diagnostics == {}  # no clean training labels to score against
 
 
-@pytest.mark.parametrize("dataset", ["animal10n", "clothing1m", "webvision"])
-@pytest.mark.parametrize("method", ["ssr", "ce"])
+@pytest.mark.parametrize(
+    ("method", "dataset"),
+    [
+        ("ssr", "animal10n"),  # SSR's quick one: clothing1m and webvision take 3-4 s each
+        pytest.param("ssr", "clothing1m", marks=pytest.mark.slow),
+        pytest.param("ssr", "webvision", marks=pytest.mark.slow),
+        ("ce", "animal10n"),
+        ("ce", "clothing1m"),
+        ("ce", "webvision"),
+    ],
+)
 def test_one_epoch_of_ssr_and_ce_through_the_streamed_path(dataset, method, animal, clothing,
                                                            webvision):  # fmt: skip
     root = {"animal10n": animal, "clothing1m": clothing, "webvision": webvision}[dataset]
@@ -270,6 +279,7 @@ def test_a_method_that_needs_the_whole_set_is_refused_on_a_subsampled_dataset(cl
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_webvision_sweep_records_and_reports_both_test_sets(webvision, write_suite, tmp_path):
     suite = write_suite(
         f"name: web\ndatasets: [{{name: webvision, root: {webvision}, options: {{num_classes: 4}}}}]\n"
@@ -286,6 +296,7 @@ def test_a_webvision_sweep_records_and_reports_both_test_sets(webvision, write_s
     )
 
 
+@pytest.mark.slow
 def test_clothing1m_selects_on_its_clean_validation_list(clothing, write_suite, tmp_path, capsys):
     body = (
         "noise: [{model: given}]\nmethods: [{name: ce, hparams: {epochs: 2, network: small_cnn, "
@@ -336,6 +347,7 @@ def test_an_undecodable_image_fails_the_run_with_one_line(tmp_path, animal):
     assert "\n" not in err.value.reason and broken.name in err.value.reason
 
 
+@pytest.mark.slow
 def test_the_local_executor_runs_a_streamed_dataset(animal, write_suite, tmp_path):
     suite = write_suite(
         f"name: loc\ndatasets: [{{name: animal10n, root: {animal}, options: {{stream: true}}}}]\n"

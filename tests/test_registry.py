@@ -67,6 +67,7 @@ def test_builtins_are_discovered():
     assert {"ce", "gce", "ssr", "coteaching", "coteaching_plus", "jocor"} <= set(available())
 
 
+@pytest.mark.slow
 def test_bad_plugins_cost_one_line_each_and_good_ones_list(plugin_site):
     done = _nlbench(plugin_site, "list")
     assert done.returncode == 0, done.stderr
@@ -85,6 +86,7 @@ def test_bad_plugins_cost_one_line_each_and_good_ones_list(plugin_site):
     assert "A third-party method registered" in methods
 
 
+@pytest.mark.slow
 def test_plugin_method_trains_in_a_suite_beside_builtins(plugin_site, tmp_path):
     suite = tmp_path / "plug.yaml"
     suite.write_text(f"""

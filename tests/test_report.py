@@ -314,6 +314,7 @@ def test_no_records_still_gives_a_report(tmp_path):
     assert paths.csv.exists()
 
 
+@pytest.mark.slow
 def test_fifty_records_take_seconds_not_minutes(tmp_path):
     diag = {"selection_precision": 0.9}
     records = [

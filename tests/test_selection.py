@@ -173,6 +173,7 @@ search: {trials: 5, seed: 1}
 """
 
 
+@pytest.mark.slow
 def test_a_search_killed_with_sigkill_resumes_losing_and_repeating_no_trial(
     write_suite, tmp_path, capsys
 ):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # generates 22,000 JPEGs and trains on them: about 90 s
+
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024  # VmHWM is in KiB
 PROBE = """

@@ -4,7 +4,6 @@ files, W&B in offline mode (when installed), and the running runs' epochs on the
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
@@ -107,8 +106,19 @@ def test_running_runs_show_their_epoch_on_the_sweep_bar(tmp_path):
     assert Bar.text == "ce | d | sym 0.2 | seed 0: epoch 2/30"
 
 
-def test_logs_live_beside_the_records(tmp_path):
-    assert log_path(tmp_path / "results" / "s", "r1") == Path(tmp_path / "results/s/logs/r1.log")
+def test_a_real_runs_log_lies_beside_its_record_where_log_path_says(write_suite, tmp_path):
+    """Found by listing the results folder, not by log_path: the one log a 2-epoch run writes is
+    logs/<run id>.log beside its record, where the sweep bar (log_path) reads it, one line an epoch."""
+    from nlbench.store import Store
+
+    assert main(["run", str(write_suite(SUITE)), "--set", "methods.ce.hparams.epochs=2"]) == 0
+    results = tmp_path / "results" / "watch"
+    ((record,), problems) = Store(results).load()
+    assert problems == [] and (results / f"{record.run_id}.json").is_file()
+    (log,) = (results / "logs").iterdir()
+    assert log.name == f"{record.run_id}.log" and log_path(results, record.run_id) == log
+    epochs = [line for line in log.read_text().splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == len(record.epochs) == 2 and last_epoch(log) == "2/2"
 
 
 class _FullFile:
