@@ -229,20 +229,17 @@ def cmd_reproductions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0] if doc else ""
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     from nlbench.data.datasets import DATASETS
     from nlbench.data.noise import NOISE_MODELS
     from nlbench.methods.api import available
     from nlbench.methods.toolkit.networks import NETWORKS
     from nlbench.methods.toolkit.views import VIEWS
+    from nlbench.registry import first_sentence
 
     print("methods:")
     for name, cls in available().items():
-        print(f"  {name:16s} {_first_line(cls.__doc__)}")
+        print(f"  {name:16s} {first_sentence(cls.__doc__)}")
     print("datasets:")
     for name, info in DATASETS.items():
         print(f"  {name:16s} {info.doc}")

@@ -147,7 +147,7 @@ device: cpu
         board = (tmp_path / "reports" / "readme" / "leaderboard.md").read_text()
         assert "| mine" in board
     finally:
-        _REGISTRY.pop("mine", None)
+        _REGISTRY.remove("mine")
 
 
 def test_run_streams_are_independent_across_seeds():
