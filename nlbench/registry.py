@@ -1,5 +1,5 @@
 """One registry type for every kind of named part: methods, datasets, noise models, networks,
-views and augmentation recipes. Each kind is a `Registry`, so each answers an unknown name the
+views, augmentation recipes and protocols. Each kind is a `Registry`, so each answers an unknown name the
 same way (the name, the nearest known one, every known one) and refuses a name taken twice.
 
 This module is the base layer beside `errors`: it imports nothing else of nlbench.

@@ -219,6 +219,7 @@ def run_one(
 
 
 PROCESS_DATA = DataCache()
+"""This process's datasets and noise: a worker keeps them across the runs it is given."""
 
 
 def run_job(

@@ -15,7 +15,7 @@ from nlbench.suite_loading import load_suite
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "benchmarks" / "fidelity_smoke.yaml"
 
-pytestmark = pytest.mark.slow  # 16 paper recipes on real images: about 12 minutes on 2 CPU cores
+pytestmark = pytest.mark.slow  # 19 paper recipes on real images: about 11 minutes on 2 CPU cores
 
 
 def test_every_paper_recipe_trains_an_epoch_on_real_images(shared_dir, tmp_path, monkeypatch):
@@ -28,7 +28,7 @@ def test_every_paper_recipe_trains_an_epoch_on_real_images(shared_dir, tmp_path,
     assert main(["run", str(SUITE), "--no-progress", *sets]) == 0
     records = Store(results / "fidelity_smoke").load()[0]
     specs = expand(load_suite(SUITE))
-    assert len(records) == len(specs) == 16
+    assert len(records) == len(specs) == 19
     assert all(r.ok for r in records), [r.failure for r in records]
     assert all(len(r.epochs) == r.spec.method.hparams["epochs"] for r in records)
     networks = {(r.spec.method.name, r.spec.method.hparams["network"]) for r in records}
@@ -39,7 +39,11 @@ def test_every_paper_recipe_trains_an_epoch_on_real_images(shared_dir, tmp_path,
                         ("bootstrap", "resnet_cifar"), ("forward", "resnet_cifar"),
                         ("mixup", "preact_resnet18"), ("sop", "preact_resnet18"),
                         ("dividemix", "preact_resnet18"),
-                        ("confident_learning", "preact_resnet18")}  # fmt: skip
+                        ("confident_learning", "preact_resnet18"), ("disc", "resnet18"),
+                        ("unicon", "preact_resnet18"), ("promix", "resnet18")}  # fmt: skip
+    for name in ("disc", "unicon", "promix", "dividemix"):  # a warm-up epoch, then a selecting one
+        record = next(r for r in records if r.spec.method.name == name)
+        assert [e.phase for e in record.epochs] == ["warmup", "train"], name
     forward = next(r for r in records if r.spec.method.name == "forward")
     assert [e.phase for e in forward.epochs] == ["estimate", "correct"]
     assert len(forward.estimates["transition"]) == 10
