@@ -26,7 +26,7 @@ FAILED_HEADER = ["run_id", "method", "dataset", "noise", "ratio", "seed", "reaso
 @dataclass(frozen=True)
 class Published:
     """A suite's published tables and official-code runs, and the recipe each cell is held to
-    (`config.expected_recipes`: runs whose recipe was overridden are never compared)."""
+    (`expansion.expected_recipes`: runs whose recipe was overridden are never compared)."""
 
     papers: list[PaperTable]
     references: list[Reference]

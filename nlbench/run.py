@@ -209,7 +209,7 @@ def run_one(
         raise
     finally:
         tracker.close(ended)
-    # An earlier attempt killed while saving left temporaries (Store.write's, Engine._save's).
+    # An earlier attempt killed while saving left temporaries (Store.write's, save_checkpoint's).
     for stale in store.root.glob(f".{run_id}.json.*.tmp"):
         stale.unlink(missing_ok=True)
     if checkpoint is not None:
