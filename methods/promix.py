@@ -30,6 +30,7 @@ from nlbench.methods.toolkit.mixing import (
     mix_pairing,
     mixup_lambda,
     sharpen,
+    soft_cross_entropy,
 )
 from nlbench.methods.toolkit.optim import make_optimizer, make_schedule
 
@@ -69,11 +70,6 @@ def label_guessing(chosen: torch.Tensor, w_x: torch.Tensor, score1: torch.Tensor
             candidates[where[drop]] = False
         widened[candidates] = 1
     return widened
-
-
-def soft_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """-sum_c t_c log softmax(z)_c per sample, averaged (`utils/utils.py` l.55-60 + `.mean()`)."""
-    return -(F.log_softmax(logits, dim=1) * targets.detach()).sum(dim=1).mean()
 
 
 @register("promix")
@@ -211,25 +207,25 @@ class ProMix(Method):
         px = [o[0].detach().softmax(dim=1) for o in outs]
         w_x = [self.selected[k, part.indices].float()[:, None] for k in range(2)]
         lga = epoch > hp.epochs - 1 - hp.lga_epochs
-        chosen_sets, losses, total = [], {}, torch.zeros((), device=weak.device)
+        if lga:  # both networks' plain confidences and whether they agree (l.192-194)
+            (score1, top1), (score2, top2) = (p.max(dim=1) for p in px)
+        splits, losses, total = [], {}, torch.zeros((), device=weak.device)
         for k in range(2):
             w_x[k][(onehot * px[k]).sum(dim=1) > hp.tau] = 1  # MHCS, l.176-178
             given = w_x[k].clone()  # the targets' weight: LGA's additions train on `pred` (l.182)
-            chosen = (w_x[k] == 1).squeeze(1).nonzero().squeeze(1)
             if lga:
-                scores = [p.max(dim=1) for p in px]
-                match = scores[0].indices == scores[1].indices
-                w_x[k] = label_guessing(chosen, w_x[k], scores[0].values, scores[1].values, match,
-                                        hp.tau, hp.lga_threshold)  # fmt: skip
                 chosen = (w_x[k] == 1).squeeze(1).nonzero().squeeze(1)
-            chosen_sets.append(chosen)
-            net_loss = self._network_loss(k, outs[k], weak, onehot, given, chosen, w, beta)
+                w_x[k] = label_guessing(chosen, w_x[k], score1, score2, top1 == top2, hp.tau,
+                                        hp.lga_threshold)  # fmt: skip
+            chosen = (w_x[k] == 1).squeeze(1).nonzero().squeeze(1)
+            others = (w_x[k] != 1).squeeze(1).nonzero().squeeze(1)
+            splits.append((chosen, others))
+            net_loss = self._network_loss(k, outs[k], weak, onehot, given, chosen, others, w, beta)
             losses[f"loss_{k + 1}"] = net_loss.detach()
             total = total + net_loss
-        for k in range(2):  # l.321-325, after the loss is built: this batch used the old priors
-            others = torch.ones(len(part.indices), dtype=torch.bool, device=weak.device)
-            others[chosen_sets[k]] = False
-            for slot, rows in ((k, chosen_sets[k]), (k + 2, others.nonzero().squeeze(1))):
+        for k, (chosen, others) in enumerate(splits):  # l.321-325, after the loss is built: this
+            # batch used the old priors
+            for slot, rows in ((k, chosen), (k + 2, others)):
                 if len(rows):
                     mean = px[k][rows].mean(dim=0)
                     self.priors[slot] = hp.bias_momentum * self.priors[slot] + (
@@ -239,11 +235,11 @@ class ProMix(Method):
         return losses
 
     def _network_loss(self, k: int, outs: tuple[torch.Tensor, ...], weak: torch.Tensor,
-                      onehot: torch.Tensor, given: torch.Tensor, chosen: torch.Tensor, w: float,
-                      beta: float) -> torch.Tensor:  # fmt: skip
+                      onehot: torch.Tensor, given: torch.Tensor, chosen: torch.Tensor,
+                      others: torch.Tensor, w: float, beta: float) -> torch.Tensor:  # fmt: skip
         """Network k's primary-head and pseudo-head losses (l.138-259; net 2: l.264-316): the
-        given label where `given` (CSS + MHCS) is 1, the debiased argmax elsewhere; `chosen` (and
-        so the others) after LGA."""
+        given label where `given` (CSS + MHCS) is 1, the debiased argmax elsewhere; `chosen` and
+        `others` after LGA."""
         hp = self.hp
         z_w, zph_w, z_s, zph_s = outs
         log_pi, log_pi_other = self.priors[k].log(), self.priors[k + 2].log()
@@ -261,14 +257,15 @@ class ProMix(Method):
                 z_weak = (z_w if head == 0 else zph_w)[chosen] + adjust
                 z_strong = (z_s if head == 0 else zph_s)[chosen] + adjust
                 mixing = self._mixup_terms(k, head, weak[chosen], target, adjust)
-                loss = loss + soft_ce(z_weak, target) + w * (soft_ce(z_strong, target) + mixing)
-        left = torch.ones(len(given), dtype=torch.bool, device=given.device)
-        left[chosen] = False
-        others = left.nonzero().squeeze(1)
+                loss = (
+                    loss
+                    + soft_cross_entropy(z_weak, target)
+                    + w * (soft_cross_entropy(z_strong, target) + mixing)
+                )
         if len(others) and beta:
             loss = loss + beta * (
-                soft_ce(zph_w[others] + adjust_other, unreliable[others])
-                + w * soft_ce(zph_s[others] + adjust_other, unreliable[others])
+                soft_cross_entropy(zph_w[others] + adjust_other, unreliable[others])
+                + w * soft_cross_entropy(zph_s[others] + adjust_other, unreliable[others])
             )
         return loss
 
@@ -281,7 +278,7 @@ class ProMix(Method):
         perm = mix_pairing(len(images), self.ctx.generator, images.device)
         with self.autocast():
             mixed = self._heads(k, mix(images, lam, perm))[head] + adjust
-        loss_mix = soft_ce(mixed, mix(targets, lam, perm))
+        loss_mix = soft_cross_entropy(mixed, mix(targets, lam, perm))
         fmix_lam, mask = fmix_mask(self.ctx.rng, hp.fmix_alpha, hp.fmix_decay, images.shape[-2:])
         mask_t = torch.from_numpy(mask).float().to(images.device)
         index = mix_pairing(len(images), self.ctx.generator, images.device)
