@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from nlbench.data.dataset import Dataset, check_listed_files
+from nlbench.data.dataset import Dataset
 from nlbench.data.datasets import load_dataset
 from nlbench.data.noise import NoisyLabels, apply_noise, noise_facts
 from nlbench.data.splits import noisy_validation_split
@@ -41,9 +41,7 @@ class DataCache:
         key = spec.dataset.model_dump_json()
         if key not in self._datasets:
             entry = spec.dataset
-            dataset = load_dataset(entry.name, entry.root, **entry.options)
-            check_listed_files(dataset)
-            self._datasets[key] = dataset
+            self._datasets[key] = load_dataset(entry.name, entry.root, **entry.options)
         return self._datasets[key]
 
     def noisy(self, spec: RunSpec) -> NoisyLabels:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from nlbench.data.dataset import check_listed_files
 from nlbench.data.noise import NoisyLabels
 from nlbench.engine import EngineOptions
 from nlbench.errors import ConfigError, StorageError
@@ -129,7 +130,12 @@ def run_sweep(
     try:
         checkpoints: dict[str, int] = {}
         warned: set[str] = set()
+        listed: set[str] = set()
         for spec in todo:
+            data_key = spec.dataset.model_dump_json()
+            if data_key not in listed:  # once a sweep, not again in every worker or job
+                listed.add(data_key)
+                check_listed_files(PROCESS_DATA.dataset(spec))
             _warn_majority_flips(spec, PROCESS_DATA.noisy(spec), warned)
             key = json.dumps(
                 [spec.dataset.model_dump(mode="json"), spec.noise.model, spec.noise.ratio,
