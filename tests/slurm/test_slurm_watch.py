@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from test_executors import SUITE  # the executors' tiny suite, three runs
 
 from nlbench.expansion import expand
 from nlbench.jobs import RunJob
 from nlbench.suite_loading import load_suite
 
 slurm = pytest.importorskip("nlbench.slurm", exc_type=ImportError)
-
-SUITE = """
-name: tiny
-datasets: [{name: synthetic, options: {n_train: 192, n_test: 96, num_classes: 4, size: 8}}]
-noise: [{model: sym, ratios: [0.4]}]
-methods:
-  - {name: ce, hparams: {network: mlp, epochs: 3, batch_size: 32, lr: 0.05}}
-seeds: [0, 1, 2]
-engine: {progress: false}
-"""
 
 
 def test_a_slurm_job_that_lost_its_write_cancels_the_rest_of_the_array(
