@@ -56,9 +56,6 @@ class Registry(Generic[T]):
     def remove(self, name: str) -> None:
         self._parts.pop(name, None)
 
-    def names(self) -> list[str]:
-        return list(self._parts)
-
     def items(self) -> list[tuple[str, T]]:
         return list(self._parts.items())
 
@@ -73,9 +70,6 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._parts)
-
-    def __len__(self) -> int:
-        return len(self._parts)
 
 
 class _Options(BaseModel):
